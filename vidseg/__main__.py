@@ -1,0 +1,5 @@
+import sys
+
+from vidseg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,236 @@
+"""``vidseg``: the command line. Parses and validates, builds the pieces, runs them, maps errors to exits.
+
+    vidseg convert [NAME | --checkpoint PTH] [-o DIR] [--int8 --calibration MEDIA]
+    vidseg process INPUT [-o OUTPUT] [--labels DIR] [--model DIR] [--device AUTO] ...
+    vidseg info [--model DIR]
+    vidseg bench [...]
+
+Data flow for ``process``: ``sources.open_source`` -> ``engine.Engine`` -> ``pipeline.Pipeline`` (which
+uses ``stitch``, ``render`` and ``sinks``) -> ``summary.Summary``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+import vidseg
+from convert import options as convert_options
+from vidseg import bench_options
+from vidseg.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, VidsegError
+from vidseg.images import IMAGE_SUFFIXES
+from vidseg.modeldir import DEFAULT_MODEL_DIR
+from vidseg.sinks import VIDEO_SUFFIXES, write_json
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit 2 like every other input error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise VidsegError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="vidseg", description="Semantic segmentation of video and images with Segmenter "
+                                                 "on OpenVINO.")
+    parser.add_argument("--version", action="version", version=f"vidseg {vidseg.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("process", help="segment a video, image(s), camera or stream")
+    p.add_argument("input", help="video file, image, folder, glob, camera index (0) or stream URL")
+    p.add_argument("-o", "--output", type=Path, help="overlay video (.mp4/.mov/.mkv); a folder for images")
+    p.add_argument("--labels", type=Path, help="folder for label PNGs (pixel value = class id)")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help=f"model dir (default {DEFAULT_MODEL_DIR})")
+    p.add_argument("--device", default="AUTO", help="CPU, GPU, NPU, AUTO... (default AUTO)")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0..1 (default 0.5)")
+    p.add_argument("--stride", type=int, help="window stride in pixels (default: the model's; smaller overlaps)")
+    p.add_argument("--nireq", type=int, default=0, help="infer requests (default: OpenVINO's optimum)")
+    p.add_argument("--hint", choices=["THROUGHPUT", "LATENCY"],
+                   help="OpenVINO hint (default THROUGHPUT for files, LATENCY for live)")
+    p.add_argument("--start", type=float, help="video: start at this time (s)")
+    p.add_argument("--end", type=float, help="video: stop after this time (s)")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--recursive", action="store_true", help="folders: include subfolders")
+    p.add_argument("--resume", action="store_true", help="images: skip inputs whose outputs are complete")
+    p.add_argument("--stats", type=Path, help="per-frame class pixel fractions (JSON lines)")
+    p.add_argument("--summary", type=Path, help="write the run summary as JSON")
+    p.add_argument("--reconnect-attempts", type=int, default=5, help="live: reopen tries before giving up")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary screen")
+
+    c = sub.add_parser("convert", help="checkpoint -> verified OpenVINO model directory")
+    convert_options.add_arguments(c)
+
+    i = sub.add_parser("info", help="show devices and a model's metadata")
+    i.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+
+    b = sub.add_parser("bench", help="throughput benchmark; writes bench/results.json")
+    bench_options.add_arguments(b)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "process":
+            return process(args)
+        if args.command == "convert":
+            try:
+                from convert.cli import run
+            except ImportError as e:
+                raise VidsegError(f"the converter needs the [convert] extra ({e.name} is missing): "
+                                  "pip install 'vidseg[convert]'") from None
+
+            return run(args)
+        if args.command == "info":
+            return info(args)
+        from vidseg import bench
+
+        return bench.run(args)
+    except VidsegError as e:
+        print(f"vidseg: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("vidseg: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    if not 0.0 <= args.alpha <= 1.0:
+        raise VidsegError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    if args.stride is not None and args.stride <= 0:
+        raise VidsegError(f"--stride must be a positive number of pixels, got {args.stride}")
+    if args.nireq < 0:
+        raise VidsegError(f"--nireq must be 0 (automatic) or more, got {args.nireq}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise VidsegError(f"--max-frames must be at least 1, got {args.max_frames}")
+    if args.start is not None and args.start < 0:
+        raise VidsegError(f"--start must be >= 0, got {args.start}")
+    if args.end is not None and args.end <= (args.start or 0):
+        raise VidsegError("--end must be after --start")
+    if args.output is None and args.labels is None:
+        raise VidsegError("nothing to write: pass -o OUTPUT and/or --labels DIR")
+
+
+def _writable_dir(path: Path, what: str) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise VidsegError(f"cannot create {what} {path}: {e.strerror}") from None
+    if not path.is_dir() or not os.access(path, os.W_OK):
+        raise VidsegError(f"cannot write to {what} {path}")
+    return path
+
+
+def _same(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
+
+
+def plan_outputs(args: argparse.Namespace, source_kind: str, input_path: Path | None):
+    from vidseg.pipeline import Outputs
+
+    out = Outputs(alpha=args.alpha, resume=args.resume, stats=args.stats)
+    if args.output is not None:
+        suffix = args.output.suffix.lower()
+        if input_path is not None and input_path.exists() and _same(args.output, input_path):
+            raise VidsegError(f"output {args.output} would overwrite the input")
+        if source_kind == "images":
+            if input_path is not None and input_path.is_file() and suffix in IMAGE_SUFFIXES:
+                _writable_dir(args.output.parent, "output folder")
+                out.image_file = args.output
+            elif suffix in VIDEO_SUFFIXES:
+                raise VidsegError(f"for image inputs -o is a folder of overlay images, not {args.output}")
+            else:
+                if input_path is not None and input_path.is_dir() and _same(args.output, input_path):
+                    raise VidsegError("-o must not be the input folder: overlays would overwrite the images")
+                out.image_dir = _writable_dir(args.output, "output folder")
+        else:
+            if suffix not in VIDEO_SUFFIXES:
+                raise VidsegError(f"for video inputs -o must be a video file ({', '.join(VIDEO_SUFFIXES)}), "
+                                  f"got {args.output}")
+            if args.output.is_dir():
+                raise VidsegError(f"output {args.output} is a folder")
+            _writable_dir(args.output.parent, "output folder")
+            out.video = args.output
+    if args.labels is not None:
+        if input_path is not None and input_path.is_dir() and _same(args.labels, input_path):
+            raise VidsegError("--labels must not be the input folder: label PNGs would overwrite the images")
+        out.labels_dir = _writable_dir(args.labels, "labels folder")
+    if args.stats is not None:
+        _writable_dir(args.stats.parent, "stats folder")
+    if args.summary is not None:
+        _writable_dir(args.summary.parent, "summary folder")
+    return out
+
+
+def process(args: argparse.Namespace) -> int:
+    from vidseg.engine import Engine
+    from vidseg.pipeline import Pipeline
+    from vidseg.sources import open_source
+
+    _check_flags(args)
+    source = open_source(args.input, args.recursive, args.start, args.end, args.reconnect_attempts)
+    try:
+        input_path = None if source.live else Path(args.input)
+        outputs = plan_outputs(args, source.kind, input_path)
+        engine = Engine(args.model, args.device, args.hint or ("LATENCY" if source.live else "THROUGHPUT"),
+                        args.nireq, args.stride)
+        if engine.stride > engine.info.window_size:
+            raise VidsegError(f"--stride {engine.stride} is larger than the window ({engine.info.window_size})")
+        if not args.quiet:
+            print(f"vidseg: {args.device} -> {', '.join(engine.execution_devices)}, {engine.nireq} requests, "
+                  f"model {engine.info.name} {engine.info.precision}", file=sys.stderr)
+        pipeline = Pipeline(engine, source, outputs, args.max_frames, args.quiet)
+    except BaseException:
+        source.close()
+        raise
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if pipeline.interrupted:  # a second Ctrl-C: stop without finishing in-flight frames
+            pipeline.abort.set()
+        pipeline.interrupt()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = pipeline.run()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if args.summary is not None:
+        write_json(args.summary, summary.to_dict())
+    if not args.quiet:
+        print(summary.report(), file=sys.stderr)
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    if summary.frames_out == 0 and summary.resumed == 0:
+        raise VidsegError(f"no frames could be segmented from {args.input}"
+                          + (f": {summary.failures[0]['error']}" if summary.failures else ""))
+    return EXIT_SKIPPED if summary.skipped else EXIT_OK
+
+
+def info(args: argparse.Namespace) -> int:
+    import openvino as ov
+
+    from vidseg.modeldir import read_model
+
+    core = ov.Core()
+    print(f"vidseg {vidseg.__version__}, OpenVINO {ov.get_version()}")
+    for d in core.available_devices:
+        print(f"device {d}: {core.get_property(d, 'FULL_DEVICE_NAME')}")
+    model, meta = read_model(args.model, core)
+    print(f"model {args.model}: {meta.name} ({meta.dataset}, {meta.n_classes} classes), {meta.precision}")
+    print(f"  input {model.inputs[0].get_partial_shape()} u8 NHWC BGR, output {model.outputs[0].get_partial_shape()}")
+    print(f"  window {meta.window_size}, stride {meta.window_stride}, patch {meta.patch_size}, "
+          f"short side {meta.short_side} (long side cap {meta.long_side_cap}), "
+          f"normalisation {meta.normalization.get('name')}")
+    print(f"  source {meta.source.get('checkpoint')} sha256 {meta.source.get('sha256')}")
+    print(f"  converter {meta.converter_version}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The OpenVINO adapter: compiles a model directory for a device and runs windows through it.
+
+Only this module talks to OpenVINO's inference API. The pipeline hands it windows tagged with a key and
+gets each window's logits back through a callback on OpenVINO's own threads; the output is copied there,
+because OpenVINO reuses the request's tensor as soon as the callback returns.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openvino as ov
+
+from vidseg.errors import VidsegError, describe
+from vidseg.modeldir import ModelInfo, read_model
+from vidseg.protocol import FrameGeometry, cut_windows, frame_geometry, scale_frame
+from vidseg.stitch import Stitcher
+
+VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
+
+
+def ov_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "vidseg" / "ov_cache"
+
+
+def check_device(core: ov.Core, device: str) -> None:
+    """A one-line error for a device this machine does not have, before a long compile fails."""
+    name = device.split(":")[0].split(".")[0].upper()
+    if name in VIRTUAL_DEVICES:
+        return
+    available = core.available_devices
+    if not any(d == device or d.split(".")[0] == name for d in available):
+        raise VidsegError(f"device {device!r} is not available here (available: {', '.join(available)}, AUTO)")
+
+
+class Engine:
+    """A compiled Segmenter and its pool of asynchronous infer requests."""
+
+    def __init__(self, model_dir: Path, device: str = "AUTO", hint: str = "THROUGHPUT", nireq: int = 0,
+                 stride: int | None = None):
+        core = ov.Core()
+        check_device(core, device)
+        model, info = read_model(model_dir, core)
+        if info.full_resolution_output:
+            raise VidsegError(f"{model_dir} was exported with --full-resolution-output for benchmarking; "
+                              "convert without it to process media")
+        self.info: ModelInfo = info
+        self.stride = stride or info.window_stride
+        w = info.window_size
+        model.reshape({model.inputs[0]: [1, w, w, 3]})  # one window per request; static shapes run faster
+        self.grid = int(model.outputs[0].get_partial_shape()[2].get_length())
+        config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
+        if device.upper().startswith("AUTO") or device.upper().startswith("CPU"):
+            config["CACHE_DIR"] = str(ov_cache_dir())
+        try:
+            self.compiled = core.compile_model(model, device, config)
+        except RuntimeError as e:
+            raise VidsegError(f"cannot compile the model for {device}: {describe(e)}") from None
+        self.device = device
+        self.execution_devices: list[str] = list(self.compiled.get_property("EXECUTION_DEVICES"))
+        self.nireq = nireq or int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self.queue = ov.AsyncInferQueue(self.compiled, self.nireq)
+        self._on_result: Callable[[Any, np.ndarray], None] | None = None
+        self.error: BaseException | None = None
+        self._error_lock = threading.Lock()
+        self.queue.set_callback(self._callback)
+
+    def geometry(self, width: int, height: int) -> FrameGeometry:
+        i = self.info
+        return frame_geometry(width, height, i.short_side, i.long_side_cap, i.window_size, self.stride)
+
+    def windows(self, frame: np.ndarray, geo: FrameGeometry) -> np.ndarray:
+        """The frame rescaled per the protocol and cut into the IR's u8 NHWC input windows."""
+        return cut_windows(scale_frame(frame, geo, self.info.short_side, self.info.long_side_cap), geo)
+
+    def on_result(self, fn: Callable[[Any, np.ndarray], None]) -> None:
+        """``fn(key, logits)`` runs on an OpenVINO thread for each finished window."""
+        self._on_result = fn
+
+    def _callback(self, request: ov.InferRequest, key: Any) -> None:
+        try:
+            logits = request.get_output_tensor(0).data[0].copy()
+            if self._on_result is not None:
+                self._on_result(key, logits)
+        except BaseException as e:  # surfaced by raise_if_failed(): an exception here would be lost
+            with self._error_lock:
+                self.error = self.error or e
+
+    def submit(self, window: np.ndarray, key: Any) -> None:
+        """Blocks while every request is busy: the natural back-pressure on the decoder."""
+        self.queue.start_async({0: window[None]}, key)
+
+    def raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def wait_all(self) -> None:
+        self.queue.wait_all()
+
+    def segment(self, frame: np.ndarray, stitcher: Stitcher | None = None) -> np.ndarray:
+        """Synchronous labels for one BGR frame (verification and small jobs; the pipeline is async)."""
+        geo = self.geometry(frame.shape[1], frame.shape[0])
+        request = self.compiled.create_infer_request()
+        logits = np.stack([request.infer({0: w[None]})[0][0].copy() for w in self.windows(frame, geo)])
+        return (stitcher or Stitcher()).labels(logits, geo)
+

@@ -1,0 +1,85 @@
+"""The model directory that ``vidseg convert`` writes and ``vidseg process`` reads.
+
+    models/seg_tiny_mask/
+        model.xml, model.bin   OpenVINO IR: u8 NHWC BGR windows in, (N, n_cls, H/ps, W/ps) logits out
+        model.onnx             the ONNX graph the IR came from (without the embedded preprocessing)
+        model.yml              the metadata below, for people and other tools
+
+The IR's rt_info carries the same metadata as JSON (``vidseg/metadata``); that copy is the one the runtime
+trusts, so a model is self-describing even when only the ``.xml``/``.bin`` pair is moved around.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import openvino as ov
+
+from vidseg.errors import VidsegError, describe
+
+METADATA_RT_PATH = ["vidseg", "metadata"]
+IR_NAME = "model.xml"
+DEFAULT_MODEL_DIR = Path("models/seg_tiny_mask")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the runtime needs to know to run a converted Segmenter faithfully."""
+
+    name: str
+    dataset: str
+    class_names: list[str]
+    class_colors: list[tuple[int, int, int]]  # RGB
+    window_size: int
+    window_stride: int
+    short_side: int  # the evaluation protocol rescales the short side to this...
+    long_side_cap: int  # ...unless the long side would exceed this
+    patch_size: int
+    normalization: dict[str, list[float]]
+    precision: str  # FP32 or INT8
+    full_resolution_output: bool = False  # upstream-style IR: logits already at window size
+    source: dict[str, Any] = field(default_factory=dict)
+    converter_version: str = ""
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["class_colors"] = [list(c) for c in self.class_colors]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelInfo:
+        d = dict(d)
+        d["class_colors"] = [tuple(int(v) for v in c) for c in d["class_colors"]]
+        return cls(**d)
+
+
+def read_model(model_dir: Path, core: ov.Core) -> tuple[ov.Model, ModelInfo]:
+    """Load the IR and its metadata, or explain in one line what is wrong with the directory."""
+    xml = model_dir / IR_NAME if model_dir.is_dir() else model_dir
+    if not xml.exists():
+        if model_dir == DEFAULT_MODEL_DIR or not model_dir.exists():
+            raise VidsegError(
+                f"no model at {model_dir}: run 'vidseg convert' (downloads the default checkpoint) or "
+                f"'vidseg convert --checkpoint PATH -o {model_dir}' offline, or pass --model DIR")
+        raise VidsegError(f"{model_dir} is not a vidseg model directory (no {IR_NAME})")
+    if not xml.with_suffix(".bin").exists():
+        raise VidsegError(f"model {xml} is incomplete: {xml.with_suffix('.bin').name} is missing")
+    try:
+        model = core.read_model(str(xml))
+    except RuntimeError as e:
+        raise VidsegError(f"model {xml} is corrupt: {describe(e)}") from None
+    if not model.has_rt_info(METADATA_RT_PATH):
+        raise VidsegError(f"model {xml} has no vidseg metadata: convert it with 'vidseg convert'")
+    try:
+        info = ModelInfo.from_dict(json.loads(model.get_rt_info(METADATA_RT_PATH).astype(str)))
+    except (ValueError, TypeError, KeyError) as e:
+        raise VidsegError(f"model {xml} has unreadable metadata: {e}") from None
+    return model, info
+

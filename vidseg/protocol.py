@@ -1,0 +1,81 @@
+"""The geometry of Segmenter's evaluation protocol: how a frame is rescaled and cut into windows.
+
+These few rules decide whether our labels match upstream's, so they live in one place, in integers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FrameGeometry:
+    """Where a frame of a given size goes: its rescaled size and the window grid over it."""
+
+    width: int  # the frame as decoded
+    height: int
+    scaled_width: int  # the image the windows are cut from
+    scaled_height: int
+    window: int
+    xs: tuple[int, ...]  # window left edges in the scaled image
+    ys: tuple[int, ...]  # window top edges
+
+    @property
+    def n_windows(self) -> int:
+        return len(self.xs) * len(self.ys)
+
+
+def keep_ratio_size(width: int, height: int, short_side: int, long_cap: int) -> tuple[int, int]:
+    """Short side to ``short_side`` unless that would take the long side past ``long_cap``."""
+    s = min(long_cap / max(width, height), short_side / min(width, height))
+    return max(int(width * s + 0.5), 1), max(int(height * s + 0.5), 1)
+
+
+def rescaled_size(width: int, height: int, short_side: int, long_cap: int, window: int) -> tuple[int, int]:
+    """The size windows are cut from: ``keep_ratio_size``, then, for an image whose short side is still
+    below the window (a panorama), upsampled again so that the short side equals the window, the long side
+    truncated, exactly as upstream does."""
+    w, h = keep_ratio_size(width, height, short_side, long_cap)
+    if min(w, h) < window:
+        if h < w:
+            w, h = int(w / h * window), window
+        else:
+            w, h = window, int(h / w * window)
+    return w, h
+
+
+def window_starts(length: int, window: int, stride: int) -> tuple[int, ...]:
+    """Window offsets along one axis: every ``stride`` while a full window fits, then one flush to the end."""
+    return tuple(s for s in range(0, length, stride) if s < length - window) + (length - window,)
+
+
+def frame_geometry(width: int, height: int, short_side: int, long_cap: int, window: int,
+                   stride: int) -> FrameGeometry:
+    sw, sh = rescaled_size(width, height, short_side, long_cap, window)
+    return FrameGeometry(width, height, sw, sh, window,
+                         window_starts(sw, window, stride), window_starts(sh, window, stride))
+
+
+def scale_frame(frame: np.ndarray, geo: FrameGeometry, short_side: int, long_cap: int) -> np.ndarray:
+    """The frame resized as the protocol says (bilinear, in up to two steps, as upstream)."""
+    first = keep_ratio_size(geo.width, geo.height, short_side, long_cap)
+    if first != (geo.width, geo.height):
+        frame = cv2.resize(frame, first, interpolation=cv2.INTER_LINEAR)
+    if first != (geo.scaled_width, geo.scaled_height):
+        frame = cv2.resize(frame, (geo.scaled_width, geo.scaled_height), interpolation=cv2.INTER_LINEAR)
+    return frame
+
+
+def cut_windows(scaled: np.ndarray, geo: FrameGeometry) -> np.ndarray:
+    """(n_windows, window, window, 3) u8, row-major over (ys, xs): the IR's input layout."""
+    w = geo.window
+    out = np.empty((geo.n_windows, w, w, 3), dtype=np.uint8)
+    i = 0
+    for y in geo.ys:
+        for x in geo.xs:
+            out[i] = scaled[y:y + w, x:x + w]
+            i += 1
+    return out

@@ -1,0 +1,299 @@
+"""Where frames come from: video files, images, cameras and network streams, as one iterator of ``Frame``.
+
+Video is decoded with PyAV rather than ``cv2.VideoCapture`` because the output must keep each frame's
+exact timestamp (variable frame rate stays variable), copy the audio track and honour rotation metadata,
+none of which OpenCV exposes. Cameras go through OpenCV, which knows the platform's capture APIs.
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from vidseg.errors import VidsegError
+from vidseg.images import IMAGE_SUFFIXES, read_image
+
+LIVE_TIME_BASE = Fraction(1, 1000)  # live sources are stamped by the wall clock, in milliseconds
+ROTATIONS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+
+
+@dataclass
+class Frame:
+    """One input frame; ``image`` is None when it could not be read (``error`` says why)."""
+
+    index: int
+    image: np.ndarray | None
+    pts: int | None = None  # in the source's time_base
+    name: Path | None = None  # image inputs: path relative to the input root
+    error: str | None = None
+    resumed: bool = False  # --resume found its outputs complete; not read again
+    packets: list[Any] = field(default_factory=list)  # audio packets to mux before this frame
+
+
+class Source:
+    """Common surface of every input kind."""
+
+    kind = "video"
+    live = False
+    frame_count: int | None = None
+    fps: Fraction | None = None
+    time_base: Fraction = LIVE_TIME_BASE
+    audio: Any = None  # PyAV audio stream to copy, if any
+    decode_errors = 0  # frames or packets that failed to decode and were skipped
+    gaps = 0  # live sources: times the source dropped and was reopened
+    trailing_packets: list[Any]
+    skip: Callable[[Path], bool] | None = None  # image inputs: names whose outputs are already complete
+
+    def frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device or file."""
+
+
+def open_source(spec: str, recursive: bool = False, start: float | None = None, end: float | None = None,
+                reconnect_attempts: int = 5) -> Source:
+    """Pick the source kind from what the user typed."""
+    if spec.isdigit():
+        return CameraSource(int(spec), reconnect_attempts)
+    if "://" in spec:
+        return StreamSource(spec, reconnect_attempts)
+    path = Path(spec)
+    if path.is_dir():
+        pattern = "**/*" if recursive else "*"
+        files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise VidsegError(f"no images in folder {path} (suffixes: {', '.join(sorted(IMAGE_SUFFIXES))})")
+        return ImageSource(files, path)
+    if not path.exists() and any(c in spec for c in "*?["):
+        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        if not files:
+            raise VidsegError(f"no files match {spec}")
+        return ImageSource(files, _glob_root(spec))
+    if not path.exists():
+        raise VidsegError(f"input not found: {spec}")
+    if not path.is_file():
+        raise VidsegError(f"input is not a file, folder or camera: {spec}")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource([path], path.parent)
+    return VideoSource(path, start, end)
+
+
+def _glob_root(pattern: str) -> Path:
+    """The directory part of a glob before its first wildcard: names are relative to it."""
+    parts = Path(pattern).parts
+    first_wild = next(i for i, p in enumerate(parts) if any(c in p for c in "*?["))
+    return Path(*parts[:first_wild]) if first_wild else Path(".")
+
+
+def _rotate(image: np.ndarray, degrees: float) -> np.ndarray:
+    """Turn a decoded frame into its displayed orientation (rotation is counter-clockwise)."""
+    code = ROTATIONS.get(int(round(degrees)) % 360)
+    return cv2.rotate(image, code) if code is not None else image
+
+
+class VideoSource(Source):
+    kind = "video"
+
+    def __init__(self, path: Path, start: float | None = None, end: float | None = None):
+        self.path, self.start, self.end = path, start, end
+        try:
+            self.container = av.open(str(path), metadata_errors="ignore")
+        except av.error.FFmpegError as e:
+            raise VidsegError(f"{path}: not a readable video ({e.strerror or type(e).__name__})") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise VidsegError(f"{path}: no video stream")
+        self.stream = self.container.streams.video[0]
+        if self.stream.codec_context is None or not self.stream.codec_context.codec.is_decoder:
+            raise VidsegError(f"{path}: no decoder for its video codec")
+        self.stream.thread_type = "AUTO"
+        self.audio = self.container.streams.audio[0] if self.container.streams.audio else None
+        self.time_base = self.stream.time_base or Fraction(1, 90000)
+        self.fps = self.stream.average_rate or self.stream.guessed_rate
+        self.frame_count = self.stream.frames or self._estimated_frames()
+        self.trailing_packets = []
+
+    def _estimated_frames(self) -> int | None:
+        if self.stream.duration and self.fps:
+            return int(self.stream.duration * self.time_base * self.fps + 0.5)
+        return None
+
+    def frames(self) -> Iterator[Frame]:
+        if self.start:
+            self.container.seek(int(self.start / self.time_base), stream=self.stream)
+        streams = [self.stream] + ([self.audio] if self.audio is not None else [])
+        index, audio = 0, []
+        packets = self.container.demux(*streams)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError:  # a damaged container: keep what was read so far
+                self.decode_errors += 1
+                break
+            if packet.stream is self.audio:
+                if packet.dts is not None and self._wanted(packet.pts, packet.time_base):
+                    audio.append(packet)
+                continue
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError:
+                self.decode_errors += 1
+                continue
+            for f in decoded:
+                if f.pts is not None and self.start and f.pts * self.time_base < self.start:
+                    continue
+                if f.pts is not None and self.end is not None and f.pts * self.time_base > self.end:
+                    self.trailing_packets = audio
+                    return
+                image = _rotate(f.to_ndarray(format="bgr24"), f.rotation)
+                yield Frame(index, image, f.pts, packets=audio)
+                index, audio = index + 1, []
+        self.trailing_packets = audio
+
+    def _wanted(self, pts: int | None, time_base: Fraction) -> bool:
+        if pts is None:
+            return True
+        t = pts * time_base
+        return (not self.start or t >= self.start) and (self.end is None or t <= self.end)
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class ImageSource(Source):
+    kind = "images"
+
+    def __init__(self, files: list[Path], root: Path):
+        self.files, self.root = files, root
+        self.frame_count = len(files)
+        self.trailing_packets = []
+
+    def frames(self) -> Iterator[Frame]:
+        for i, path in enumerate(self.files):
+            name = path.relative_to(self.root) if path.is_relative_to(self.root) else Path(path.name)
+            if self.skip is not None and self.skip(name):
+                yield Frame(i, None, name=name, resumed=True)
+                continue
+            try:
+                yield Frame(i, read_image(path), name=name)
+            except VidsegError as e:
+                yield Frame(i, None, name=name, error=str(e))
+
+
+class _LiveSource(Source):
+    """Reconnects with exponential backoff when the source drops; stamps frames by the wall clock."""
+
+    live = True
+
+    def __init__(self, reconnect_attempts: int):
+        self.reconnect_attempts = reconnect_attempts
+        self.trailing_packets = []
+        self._t0: float | None = None
+
+    def _stamp(self) -> int:
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        return int((now - self._t0) * 1000)
+
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def _read(self) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    def frames(self) -> Iterator[Frame]:
+        index, failures = 0, 0
+        while True:
+            try:
+                self._open()
+                for image in self._read():
+                    failures = 0
+                    yield Frame(index, image, self._stamp())
+                    index += 1
+            except (av.error.FFmpegError, OSError, VidsegError):
+                pass
+            failures += 1
+            if failures > self.reconnect_attempts:
+                if index == 0:
+                    raise VidsegError(f"cannot read from {self.describe()}")
+                return
+            self.gaps += index > 0
+            time.sleep(min(0.5 * 2 ** (failures - 1), 10.0))
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class StreamSource(_LiveSource):
+    kind = "stream"
+
+    def __init__(self, url: str, reconnect_attempts: int = 5):
+        super().__init__(reconnect_attempts)
+        self.url = url
+        self.container = None
+
+    def describe(self) -> str:
+        return self.url
+
+    def _open(self) -> None:
+        self.close()
+        options = {"rtsp_transport": "tcp"} if self.url.startswith("rtsp") else {}
+        self.container = av.open(self.url, options=options, timeout=(10.0, 10.0))
+        if not self.container.streams.video:
+            raise VidsegError(f"{self.url}: no video stream")
+        self.fps = self.container.streams.video[0].average_rate
+
+    def _read(self) -> Iterator[np.ndarray]:
+        stream = self.container.streams.video[0]
+        for f in self.container.decode(stream):
+            yield _rotate(f.to_ndarray(format="bgr24"), f.rotation)
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+
+
+class CameraSource(_LiveSource):
+    kind = "camera"
+
+    def __init__(self, index: int, reconnect_attempts: int = 5):
+        super().__init__(reconnect_attempts)
+        self.index = index
+        self.capture: cv2.VideoCapture | None = None
+
+    def describe(self) -> str:
+        return f"camera {self.index}"
+
+    def _open(self) -> None:
+        self.close()
+        self.capture = cv2.VideoCapture(self.index)
+        if not self.capture.isOpened():
+            raise VidsegError(f"camera {self.index} cannot be opened")
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.fps = Fraction(fps).limit_denominator(1001) if fps > 0 else None
+
+    def _read(self) -> Iterator[np.ndarray]:
+        while True:
+            ok, image = self.capture.read()
+            if not ok:
+                return
+            yield image
+
+    def close(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None

@@ -1,0 +1,161 @@
+"""Window logits -> full-resolution label map: upstream's protocol, exactly, at a fraction of its cost.
+
+Upstream upsamples every window's logits to 512x512, averages overlapping windows on a canvas, resizes the
+canvas to the frame (150 x 1080 x 1920 floats for 1080p) and takes the argmax. Each step is linear and
+separable, so class c's logit at output pixel (Y, X) is exactly
+
+    L_c(Y, X) = Ay[Y] @ G_c @ Ax[X]
+
+with G_c the patch-grid logits of all windows side by side (32 x 64 for 1080p) and Ay, Ax one small matrix
+per axis folding window upsampling, overlap averaging and the final resize together.
+
+Between the operator's kinks (near grid points and window edges) each row of Ay is an affine function of Y,
+and likewise for Ax. Cutting each axis at its kinks gives blocks inside which every class's logit is
+bilinear: a convex mix of its values at the block's four corners. So:
+
+* the logits of all classes are computed only on the lattice of block corners (a few thousand points);
+* a block whose four corners have the same winner has that winner at every pixel (differences of
+  bilinear functions that are positive at the corners are positive inside), with no further arithmetic;
+* in the other blocks only classes whose best corner beats the best worst-corner can win; their exact
+  logits at each pixel are interpolated from the corners and compared.
+
+Nothing is approximated unless a block has more than ``max_candidates`` such classes (random-weight models;
+trained ones do not do this): those blocks keep the best classes by corner value and are counted in
+``Stitcher.approximate_blocks``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from vidseg.protocol import FrameGeometry
+
+MAX_BLOCK = 32  # longest block edge in output pixels: bounds the work in a boundary block
+
+
+def interpolation_matrix(out_len: int, in_len: int) -> np.ndarray:
+    """(out_len, in_len) bilinear weights, align_corners=False with edge clamping (as torch and OpenCV)."""
+    src = np.maximum((np.arange(out_len) + 0.5) * (in_len / out_len) - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), in_len - 1)
+    i1 = np.minimum(i0 + 1, in_len - 1)
+    frac = src - i0
+    m = np.zeros((out_len, in_len))
+    rows = np.arange(out_len)
+    np.add.at(m, (rows, i0), 1.0 - frac)
+    np.add.at(m, (rows, i1), frac)
+    return m
+
+
+def axis_operator(out_len: int, scaled_len: int, starts: tuple[int, ...], window: int, grid: int) -> np.ndarray:
+    """(out_len, len(starts) * grid): window upsampling, overlap averaging and final resize on one axis."""
+    up = interpolation_matrix(window, grid)
+    canvas = np.zeros((scaled_len, len(starts) * grid))
+    count = np.zeros(scaled_len)
+    for k, s in enumerate(starts):
+        canvas[s:s + window, k * grid:(k + 1) * grid] += up
+        count[s:s + window] += 1
+    return interpolation_matrix(out_len, scaled_len) @ (canvas / count[:, None])
+
+
+@dataclass(frozen=True)
+class AxisBlocks:
+    """One axis cut where its operator bends: ``corners`` are the block edges (inclusive, shared)."""
+
+    corners: np.ndarray  # (n_blocks + 1,) output coordinates
+    weights: np.ndarray  # (n_corners, grid) rows of the operator at the corners, float32
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Pixels each block labels: [corner_i, corner_i+1), the last block also its end corner."""
+        n = np.diff(self.corners)
+        n[-1] += 1
+        return n
+
+    @classmethod
+    def from_operator(cls, op: np.ndarray) -> AxisBlocks:
+        n = op.shape[0]
+        bend = np.abs(op[2:] - 2 * op[1:-1] + op[:-2]).max(axis=1) > 1e-9 if n > 2 else np.zeros(0, bool)
+        edges = set(np.flatnonzero(bend) + 1) | {0, n - 1}
+        edges = sorted(edges)
+        corners = [edges[0]]
+        for e in edges[1:]:  # split long affine runs so boundary blocks stay small
+            while e - corners[-1] > MAX_BLOCK:
+                corners.append(corners[-1] + MAX_BLOCK)
+            corners.append(e)
+        if len(corners) == 1:  # a one-pixel axis: one block whose two corners coincide
+            corners.append(corners[0])
+        c = np.array(corners)
+        return cls(c, op[c].astype(np.float32))
+
+
+@lru_cache(maxsize=8)
+def _axes(geo: FrameGeometry, grid: int) -> tuple[AxisBlocks, AxisBlocks]:
+    ay = axis_operator(geo.height, geo.scaled_height, geo.ys, geo.window, grid)
+    ax = axis_operator(geo.width, geo.scaled_width, geo.xs, geo.window, grid)
+    return AxisBlocks.from_operator(ay), AxisBlocks.from_operator(ax)
+
+
+class Stitcher:
+    """Turns a frame's window logits into its label map (u8 class ids at the frame's size)."""
+
+    def __init__(self, max_candidates: int = 16):
+        self.max_candidates = max_candidates
+        self.blocks = 0
+        self.boundary_blocks = 0
+        self.approximate_blocks = 0
+
+    def labels(self, logits: np.ndarray, geo: FrameGeometry) -> np.ndarray:
+        """``logits``: (n_windows, n_cls, g, g) float32, windows row-major over (ys, xs)."""
+        n_cls, grid = logits.shape[1], logits.shape[2]
+        by, bx = _axes(geo, grid)
+        ny, nx = len(geo.ys), len(geo.xs)
+        g = logits.reshape(ny, nx, n_cls, grid, grid).transpose(2, 0, 3, 1, 4).reshape(n_cls, ny * grid, nx * grid)
+        # Exact logits of every class at the block corners, classes last for a fast argmax.
+        cols_first = (g @ bx.weights.T).transpose(1, 2, 0).reshape(g.shape[1], -1)  # (GH, cx*C)
+        lattice = (by.weights @ cols_first).reshape(len(by.corners), len(bx.corners), n_cls)
+
+        win = lattice.argmax(axis=2)
+        tl, tr, bl, br = win[:-1, :-1], win[:-1, 1:], win[1:, :-1], win[1:, 1:]
+        boundary = (tl != tr) | (tl != bl) | (tl != br)
+        labels = np.repeat(np.repeat(tl.astype(np.uint8), by.lengths, axis=0), bx.lengths, axis=1)
+        rows, cols = np.nonzero(boundary)
+        self.blocks += tl.size
+        self.boundary_blocks += len(rows)
+        if len(rows):
+            self._resolve(lattice, by, bx, rows, cols, labels)
+        return labels
+
+    def _resolve(self, lattice: np.ndarray, by: AxisBlocks, bx: AxisBlocks, rows: np.ndarray,
+                 cols: np.ndarray, labels: np.ndarray) -> None:
+        """Exact per-pixel argmax in boundary blocks, over the classes that can win there."""
+        corners = np.stack([lattice[rows, cols], lattice[rows, cols + 1],
+                            lattice[rows + 1, cols], lattice[rows + 1, cols + 1]], axis=1)  # (n, 4, C)
+        floor = corners.min(axis=1).max(axis=1, keepdims=True)
+        best_corner = corners.max(axis=1)  # (n, C)
+        live = (best_corner >= floor).sum(axis=1)
+        self.approximate_blocks += int((live > self.max_candidates).sum())
+        live = np.minimum(live, self.max_candidates)
+        y0, x0 = by.corners[rows], bx.corners[cols]
+        dy, dx = by.corners[rows + 1] - y0, bx.corners[cols + 1] - x0
+        h, w = by.lengths[rows], bx.lengths[cols]
+        # Group blocks by (candidate count, height, width) so each group is a few array operations.
+        k_bucket = 1 << np.ceil(np.log2(live)).astype(np.int64)
+        keys = np.stack([k_bucket, h, w], axis=1)
+        uniq, group = np.unique(keys, axis=0, return_inverse=True)
+        for gi, (k, bh, bw) in enumerate(uniq):
+            idx = np.flatnonzero(group == gi)
+            k = int(min(k, self.max_candidates))
+            cand = np.argpartition(-best_corner[idx], k - 1, axis=1)[:, :k]  # (m, K) class ids
+            v = np.take_along_axis(corners[idx], cand[:, None, :], axis=2)  # (m, 4, K)
+            s = (np.arange(bh)[None, :] / np.maximum(dy[idx], 1)[:, None]).astype(np.float32)[:, :, None, None]
+            t = (np.arange(bw)[None, :] / np.maximum(dx[idx], 1)[:, None]).astype(np.float32)[:, None, :, None]
+            top = v[:, None, None, 0] + t * (v[:, None, None, 1] - v[:, None, None, 0])  # (m, 1, bw, K)
+            bottom = v[:, None, None, 2] + t * (v[:, None, None, 3] - v[:, None, None, 2])
+            pix = top + s * (bottom - top)  # (m, bh, bw, K): exact, the block is bilinear
+            win = np.take_along_axis(cand[:, None, None, :], pix.argmax(axis=3)[..., None], axis=3)[..., 0]
+            ys = y0[idx, None, None] + np.arange(bh)[None, :, None]
+            xs = x0[idx, None, None] + np.arange(bw)[None, None, :]
+            labels[ys, xs] = win.astype(np.uint8)

@@ -1,0 +1,80 @@
+"""What a run did: counts, failures and time per stage, for the end-of-run screen and ``--summary``."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+STAGES = ("decode", "preprocess", "inference", "stitch", "render", "write")
+
+
+@dataclass
+class Summary:
+    source: str
+    device: str
+    execution_devices: list[str]
+    nireq: int
+    frames_in: int = 0  # read from the input (including unreadable images)
+    frames_out: int = 0  # segmented and written
+    resumed: int = 0  # --resume: outputs already complete
+    dropped: int = 0  # live input: frames dropped to keep up
+    decode_errors: int = 0  # damaged packets/frames skipped
+    gaps: int = 0  # live input: reconnections
+    approximate_blocks: int = 0  # see stitch.Stitcher
+    interrupted: bool = False
+    audio_skipped: str | None = None
+    wall_s: float = 0.0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    stage_n: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.stage_s[stage] += seconds
+            self.stage_n[stage] += 1
+
+    def fail(self, item: str, reason: str) -> None:
+        with self._lock:
+            self.failures.append({"input": item, "error": reason})
+
+    @property
+    def skipped(self) -> int:
+        return len(self.failures) + self.dropped + self.decode_errors
+
+    @property
+    def fps(self) -> float:
+        return self.frames_out / self.wall_s if self.wall_s > 0 else 0.0
+
+    def stage_ms(self) -> dict[str, float]:
+        """Mean milliseconds per frame in each stage (inference: submit to last window back)."""
+        return {s: round(1000 * self.stage_s[s] / self.stage_n[s], 2) if self.stage_n[s] else 0.0 for s in STAGES}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)
+             if f.name not in ("_lock", "stage_s", "stage_n")}
+        d.update(skipped=self.skipped, fps=round(self.fps, 3), wall_s=round(self.wall_s, 3),
+                 stage_ms_per_frame=self.stage_ms())
+        return d
+
+    def report(self) -> str:
+        devices = ",".join(self.execution_devices)
+        lines = [
+            f"frames: {self.frames_in} in, {self.frames_out} out, {self.skipped} skipped"
+            + (f" ({self.resumed} already done)" if self.resumed else ""),
+            f"time:   {self.wall_s:.1f} s, {self.fps:.2f} frames/s on {self.device} ({devices}), "
+            f"{self.nireq} infer requests",
+            "stages: " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms().items()) + " ms/frame",
+        ]
+        if self.decode_errors:
+            lines.append(f"decode errors skipped: {self.decode_errors}")
+        if self.dropped or self.gaps:
+            lines.append(f"live: {self.dropped} frames dropped to keep up, {self.gaps} reconnections")
+        if self.audio_skipped:
+            lines.append(f"audio: not copied ({self.audio_skipped})")
+        for f in self.failures:
+            lines.append(f"failed: {f['input']}: {f['error']}")
+        if self.interrupted:
+            lines.append("interrupted: outputs hold the frames finished before the stop")
+        return "\n".join(lines)
