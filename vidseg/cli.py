@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nireq", type=int, default=0, help="infer requests (default: OpenVINO's optimum)")
     p.add_argument("--hint", choices=["THROUGHPUT", "LATENCY"],
                    help="OpenVINO hint (default THROUGHPUT for files, LATENCY for live)")
+    p.add_argument("--precision-hint", choices=["f32", "bf16", "f16"], default="f32",
+                   help="CPU arithmetic for non-INT8 layers (default f32, upstream's; bf16 is faster on CPUs "
+                        "with AVX512_BF16/AMX but labels drift)")
     p.add_argument("--start", type=float, help="video: start at this time (s)")
     p.add_argument("--end", type=float, help="video: stop after this time (s)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
@@ -178,7 +181,7 @@ def process(args: argparse.Namespace) -> int:
         input_path = None if source.live else Path(args.input)
         outputs = plan_outputs(args, source.kind, input_path)
         engine = Engine(args.model, args.device, args.hint or ("LATENCY" if source.live else "THROUGHPUT"),
-                        args.nireq, args.stride)
+                        args.nireq, args.stride, args.precision_hint)
         if engine.stride > engine.info.window_size:
             raise VidsegError(f"--stride {engine.stride} is larger than the window ({engine.info.window_size})")
         if not args.quiet:

@@ -1,0 +1,97 @@
+"""Shared fixtures: real media, random-weight official-format checkpoints, converted and oracle models.
+
+Nothing here touches the network. Checkpoints are generated; photographs come from Debian's opencv-doc
+(see samples/make_samples.py); videos are encoded by the tests themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "samples"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from make_samples import opencv_data  # noqa: E402
+from oracle import build_oracle  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep OpenVINO's compile cache and downloads out of the user's home."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
+def run_vidseg(*args: object, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """The real command line, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "vidseg", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=kwargs.pop("cwd", ROOT), **kwargs)
+
+
+@pytest.fixture(scope="session")
+def media() -> Path:
+    return opencv_data()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from convert.synthetic import write_checkpoint
+
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "seg_tiny_mask", "tiny", seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Path:
+    out = tmp_path_factory.mktemp("models") / "seg_tiny_mask"
+    result = run_vidseg("convert", "--checkpoint", tiny_checkpoint, "-o", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def oracle_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_oracle(tmp_path_factory.mktemp("oracle") / "oracle")
+
+
+def encode_video(path: Path, frames: list[np.ndarray], fps: Fraction = Fraction(24), pts: list[int] | None = None,
+                 time_base: Fraction | None = None, crf: int = 12) -> Path:
+    """H.264 yuv420p MP4 from BGR frames (optionally with explicit timestamps)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        if time_base is not None:
+            stream.codec_context.time_base = time_base
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], time_base
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def ffmpeg(*args: object) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *map(str, args)], check=True, capture_output=True)
+
+
+def probe_frames(path: Path) -> tuple[list[float], dict]:
+    """Presentation times (s) of every video frame and the stream facts, read back with PyAV."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        info = {"codec": s.codec_context.name, "pix_fmt": s.codec_context.pix_fmt, "width": s.width,
+                "height": s.height, "audio": [a.codec_context.name for a in c.streams.audio],
+                "rate": s.average_rate}
+        times = [float(f.pts * s.time_base) for f in c.decode(s)]
+    return times, info
