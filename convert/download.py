@@ -7,6 +7,7 @@ A ``.part`` left by an interrupted run is resumed with a Range request where the
 
 from __future__ import annotations
 
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -43,9 +44,12 @@ def fetch(url: str, dest: Path, quiet: bool = False) -> Path:
                 total=total, initial=have, unit="B", unit_scale=True, desc=dest.name, disable=quiet,
                 leave=False,
             ) as bar:
-                while chunk := response.read(CHUNK):
-                    out.write(chunk)
-                    bar.update(len(chunk))
+                try:
+                    while chunk := response.read(CHUNK):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+                except http.client.IncompleteRead as e:  # the server hung up early: keep what came
+                    out.write(e.partial)
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:  # the .part already holds every byte
             part.replace(dest)

@@ -138,11 +138,12 @@ class VisionTransformer(nn.Module):
 class LinearDecoder(nn.Module):
     def __init__(self, cfg: SegmenterConfig):
         super().__init__()
+        self.n_cls = cfg.n_cls
         self.head = nn.Linear(cfg.d_model, cfg.n_cls)
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         x = self.head(x)
-        return x.transpose(1, 2).reshape(x.shape[0], -1, grid[0], grid[1])
+        return x.transpose(1, 2).reshape(x.shape[0], self.n_cls, grid[0], grid[1])
 
 
 class MaskTransformer(nn.Module):

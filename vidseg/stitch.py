@@ -101,7 +101,7 @@ def _axes(geo: FrameGeometry, grid: int) -> tuple[AxisBlocks, AxisBlocks]:
 class Stitcher:
     """Turns a frame's window logits into its label map (u8 class ids at the frame's size)."""
 
-    def __init__(self, max_candidates: int = 16):
+    def __init__(self, max_candidates: int = 32):
         self.max_candidates = max_candidates
         self.blocks = 0
         self.boundary_blocks = 0
@@ -147,7 +147,7 @@ class Stitcher:
         uniq, group = np.unique(keys, axis=0, return_inverse=True)
         for gi, (k, bh, bw) in enumerate(uniq):
             idx = np.flatnonzero(group == gi)
-            k = int(min(k, self.max_candidates))
+            k = int(min(k, self.max_candidates, corners.shape[2]))
             cand = np.argpartition(-best_corner[idx], k - 1, axis=1)[:, :k]  # (m, K) class ids
             v = np.take_along_axis(corners[idx], cand[:, None, :], axis=2)  # (m, 4, K)
             s = (np.arange(bh)[None, :] / np.maximum(dy[idx], 1)[:, None]).astype(np.float32)[:, :, None, None]
