@@ -62,12 +62,12 @@ def oracle_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def encode_video(path: Path, frames: list[np.ndarray], fps: Fraction = Fraction(24), pts: list[int] | None = None,
-                 time_base: Fraction | None = None, crf: int = 12) -> Path:
+                 time_base: Fraction | None = None, crf: int = 12, pix_fmt: str = "yuv420p") -> Path:
     """H.264 yuv420p MP4 from BGR frames (optionally with explicit timestamps)."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = pix_fmt
         stream.options = {"crf": str(crf), "preset": "veryfast"}
         if time_base is not None:
             stream.codec_context.time_base = time_base

@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import openvino as ov
 
@@ -71,6 +72,10 @@ def read_model(model_dir: Path, core: ov.Core) -> tuple[ov.Model, ModelInfo]:
         raise VidsegError(f"{model_dir} is not a vidseg model directory (no {IR_NAME})")
     if not xml.with_suffix(".bin").exists():
         raise VidsegError(f"model {xml} is incomplete: {xml.with_suffix('.bin').name} is missing")
+    try:  # checked first: on a broken file OpenVINO tries every frontend, and some log noise to stderr
+        ElementTree.parse(xml)
+    except ElementTree.ParseError as e:
+        raise VidsegError(f"model {xml} is corrupt: not valid IR XML ({e})") from None
     try:
         model = core.read_model(str(xml))
     except RuntimeError as e:

@@ -84,7 +84,8 @@ def open_source(spec: str, recursive: bool = False, start: float | None = None, 
     if not path.is_file():
         raise VidsegError(f"input is not a file, folder or camera: {spec}")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSource([path], path.parent)
+        image = read_image(path)  # a lone image that cannot be read is a usage error, not a skipped item
+        return ImageSource([path], path.parent, preloaded=image)
     return VideoSource(path, start, end)
 
 
@@ -175,10 +176,11 @@ class VideoSource(Source):
 class ImageSource(Source):
     kind = "images"
 
-    def __init__(self, files: list[Path], root: Path):
+    def __init__(self, files: list[Path], root: Path, preloaded: np.ndarray | None = None):
         self.files, self.root = files, root
         self.frame_count = len(files)
         self.trailing_packets = []
+        self._preloaded = preloaded
 
     def frames(self) -> Iterator[Frame]:
         for i, path in enumerate(self.files):
@@ -186,8 +188,9 @@ class ImageSource(Source):
             if self.skip is not None and self.skip(name):
                 yield Frame(i, None, name=name, resumed=True)
                 continue
+            image, self._preloaded = self._preloaded, None
             try:
-                yield Frame(i, read_image(path), name=name)
+                yield Frame(i, image if image is not None else read_image(path), name=name)
             except VidsegError as e:
                 yield Frame(i, None, name=name, error=str(e))
 
