@@ -1,9 +1,20 @@
-"""The flags of ``vidseg bench`` (kept apart so ``--help`` imports nothing heavy)."""
+"""The flags of ``vidseg bench`` (kept apart so ``vidseg --help`` imports nothing heavy)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("--model", type=Path, default=Path("models/seg_tiny_mask"), help="FP32 model directory")
+    p.add_argument("--int8-model", type=Path, default=Path("models/seg_tiny_mask-int8"))
+    p.add_argument("--baseline-model", type=Path, default=Path("models/seg_tiny_mask-fullres"),
+                   help="upstream-style IR (vidseg convert --full-resolution-output)")
+    p.add_argument("--clips", type=Path, nargs="+",
+                   default=[Path("samples/media/pan_1080p.mp4"), Path("samples/media/pan_720p.mp4")])
+    p.add_argument("--device", default="CPU")
+    p.add_argument("--seconds", type=int, default=20, help="benchmark_app run time per IR (default 20)")
+    p.add_argument("--baseline-frames", type=int, default=4, help="frames for the notebook baseline (default 4)")
+    p.add_argument("--agreement-frames", type=int, default=8, help="frames for INT8-vs-FP32 label agreement")
+    p.add_argument("--out", type=Path, default=Path("bench/results.json"))

@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision-hint", choices=["f32", "bf16", "f16"], default="f32",
                    help="CPU arithmetic for non-INT8 layers (default f32, upstream's; bf16 is faster on CPUs "
                         "with AVX512_BF16/AMX but labels drift)")
+    p.add_argument("--crf", type=int, default=20, help="overlay video quality, x264 CRF 0..51 (default 20)")
+    p.add_argument("--preset", default="superfast",
+                   choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
+                   help="x264 speed/size trade-off (default superfast: the encoder shares the CPU with the model)")
     p.add_argument("--start", type=float, help="video: start at this time (s)")
     p.add_argument("--end", type=float, help="video: stop after this time (s)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
@@ -107,6 +111,8 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise VidsegError(f"--alpha must be between 0 and 1, got {args.alpha}")
     if args.stride is not None and args.stride <= 0:
         raise VidsegError(f"--stride must be a positive number of pixels, got {args.stride}")
+    if not 0 <= args.crf <= 51:
+        raise VidsegError(f"--crf must be between 0 and 51, got {args.crf}")
     if args.nireq < 0:
         raise VidsegError(f"--nireq must be 0 (automatic) or more, got {args.nireq}")
     if args.max_frames is not None and args.max_frames < 1:
@@ -136,7 +142,7 @@ def _same(a: Path, b: Path) -> bool:
 def plan_outputs(args: argparse.Namespace, source_kind: str, input_path: Path | None):
     from vidseg.pipeline import Outputs
 
-    out = Outputs(alpha=args.alpha, resume=args.resume, stats=args.stats)
+    out = Outputs(alpha=args.alpha, resume=args.resume, stats=args.stats, crf=args.crf, preset=args.preset)
     if args.output is not None:
         suffix = args.output.suffix.lower()
         if input_path is not None and input_path.exists() and _same(args.output, input_path):

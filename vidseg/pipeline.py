@@ -49,6 +49,8 @@ class Outputs:
     stats: Path | None = None
     alpha: float = 0.5
     resume: bool = False
+    crf: int = 20
+    preset: str = "superfast"
 
 
 @dataclass
@@ -291,7 +293,8 @@ class Pipeline:
         video = None
         stats = None
         if self.out.video:
-            video = VideoSink(self.out.video, self.source.time_base, self.source.fps, self.source.audio)
+            video = VideoSink(self.out.video, self.source.time_base, self.source.fps, self.out.crf,
+                              self.out.preset, self.source.audio)
         progress = tqdm(total=self._expected_frames(), unit="frame", disable=self.quiet, dynamic_ncols=True,
                         leave=False)
         try:

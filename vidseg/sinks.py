@@ -72,8 +72,8 @@ class VideoSink:
     replicated row or column: yuv420p, which browsers require, needs even dimensions.
     """
 
-    def __init__(self, path: Path, time_base: Fraction, fps: Fraction | None, audio: Any = None,
-                 crf: int = 20, preset: str = "veryfast"):
+    def __init__(self, path: Path, time_base: Fraction, fps: Fraction | None, crf: int, preset: str,
+                 audio: Any = None):
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             raise VidsegError(f"output video must end in {', '.join(VIDEO_SUFFIXES)}: {path}")
         self.path, self.time_base, self.fps = path, time_base, fps

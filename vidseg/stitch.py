@@ -34,6 +34,7 @@ import numpy as np
 from vidseg.protocol import FrameGeometry
 
 MAX_BLOCK = 32  # longest block edge in output pixels: bounds the work in a boundary block
+REGION = 64  # output pixels per side of the regions used to rule classes out before any interpolation
 
 
 def interpolation_matrix(out_len: int, in_len: int) -> np.ndarray:
@@ -91,11 +92,37 @@ class AxisBlocks:
         return cls(c, op[c].astype(np.float32))
 
 
+def region_support(op: np.ndarray, size: int = REGION) -> np.ndarray:
+    """(regions, width) grid indices each run of ``size`` output pixels draws on, padded by repetition."""
+    supports = [np.flatnonzero(op[i:i + size].any(axis=0)) for i in range(0, op.shape[0], size)]
+    width = max(len(s) for s in supports)
+    return np.array([np.pad(s, (0, width - len(s)), mode="edge") for s in supports])
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything about a frame geometry that does not depend on the logits."""
+
+    rows: AxisBlocks
+    cols: AxisBlocks
+    row_support: np.ndarray
+    col_support: np.ndarray
+
+
 @lru_cache(maxsize=8)
-def _axes(geo: FrameGeometry, grid: int) -> tuple[AxisBlocks, AxisBlocks]:
+def _plan(geo: FrameGeometry, grid: int) -> Plan:
     ay = axis_operator(geo.height, geo.scaled_height, geo.ys, geo.window, grid)
     ax = axis_operator(geo.width, geo.scaled_width, geo.xs, geo.window, grid)
-    return AxisBlocks.from_operator(ay), AxisBlocks.from_operator(ax)
+    return Plan(AxisBlocks.from_operator(ay), AxisBlocks.from_operator(ax), region_support(ay), region_support(ax))
+
+
+def possible_winners(g: np.ndarray, plan: Plan) -> np.ndarray:
+    """Classes that can be the argmax somewhere: in each region, a class whose highest logit on the
+    region's support is below another class's lowest cannot win there (pixels mix support values convexly)."""
+    rows = g[:, plan.row_support, :]  # (C, RY, SY, GW)
+    high = rows.max(axis=2)[:, :, plan.col_support].max(axis=3)  # (C, RY, RX)
+    low = rows.min(axis=2)[:, :, plan.col_support].min(axis=3)
+    return np.flatnonzero((high >= low.max(axis=0)).any(axis=(1, 2)))
 
 
 class Stitcher:
@@ -110,9 +137,13 @@ class Stitcher:
     def labels(self, logits: np.ndarray, geo: FrameGeometry) -> np.ndarray:
         """``logits``: (n_windows, n_cls, g, g) float32, windows row-major over (ys, xs)."""
         n_cls, grid = logits.shape[1], logits.shape[2]
-        by, bx = _axes(geo, grid)
+        plan = _plan(geo, grid)
+        by, bx = plan.rows, plan.cols
         ny, nx = len(geo.ys), len(geo.xs)
         g = logits.reshape(ny, nx, n_cls, grid, grid).transpose(2, 0, 3, 1, 4).reshape(n_cls, ny * grid, nx * grid)
+        keep = possible_winners(g, plan)  # trained models: a handful of the 150 classes per frame
+        g = g[keep]
+        n_cls = len(keep)
         # Exact logits of every class at the block corners, classes last for a fast argmax.
         cols_first = (g @ bx.weights.T).transpose(1, 2, 0).reshape(g.shape[1], -1)  # (GH, cx*C)
         lattice = (by.weights @ cols_first).reshape(len(by.corners), len(bx.corners), n_cls)
@@ -126,7 +157,7 @@ class Stitcher:
         self.boundary_blocks += len(rows)
         if len(rows):
             self._resolve(lattice, by, bx, rows, cols, labels)
-        return labels
+        return labels if len(keep) == logits.shape[1] else keep.astype(np.uint8)[labels]
 
     def _resolve(self, lattice: np.ndarray, by: AxisBlocks, bx: AxisBlocks, rows: np.ndarray,
                  cols: np.ndarray, labels: np.ndarray) -> None:

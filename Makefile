@@ -1,0 +1,63 @@
+# vidseg: two commands from a fresh clone.
+#   make demo   install, get and convert the default model, make sample media, segment the sample clip
+#   make test   the offline test suite
+# Offline: CHECKPOINT=/path/to/checkpoint.pth (variant.yml beside it) replaces the download.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MODEL := models/seg_tiny_mask
+CHECKPOINT ?=
+CONVERT_SOURCE = $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
+MEDIA := samples/media
+BENCH_CKPT := bench/work/random_checkpoint/seg_tiny_mask/checkpoint.pth
+
+.PHONY: install convert convert-int8 samples demo test bench clean
+
+install: $(BIN)/vidseg
+
+$(BIN)/vidseg: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch is pinned exactly (the CPU build); anything looser pulls gigabytes of CUDA packages.
+	$(BIN)/pip install --quiet -e '.[convert,dev]'
+	touch $(BIN)/vidseg
+
+convert: install
+	$(BIN)/vidseg convert $(CONVERT_SOURCE) -o $(MODEL)
+
+convert-int8: install samples
+	$(BIN)/vidseg convert $(CONVERT_SOURCE) -o $(MODEL)-int8 --int8 --calibration $(MEDIA)/images
+
+samples: install $(MEDIA)/pan_1080p.mp4
+
+$(MEDIA)/pan_1080p.mp4: samples/make_samples.py
+	$(BIN)/python samples/make_samples.py $(MEDIA)
+
+demo: convert samples
+	$(BIN)/vidseg process $(MEDIA)/pan_720p.mp4 -o out/demo.mp4 --labels out/demo_labels \
+		--stats out/demo_stats.jsonl --summary out/demo_summary.json
+	$(BIN)/vidseg process $(MEDIA)/images --recursive -o out/demo_images --labels out/demo_image_labels
+	@echo
+	@echo "outputs: out/demo.mp4 (overlay video), out/demo_labels/ (label PNGs + labels.json),"
+	@echo "         out/demo_stats.jsonl, out/demo_summary.json, out/demo_images/, out/demo_image_labels/"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+# Benchmarks use the models in models/ if present. On a machine without the published weights they are
+# converted from a random-weight checkpoint in the official format: the speed is real, the labels are not.
+bench: install samples
+	@if [ ! -f $(MODEL)/model.xml ] && [ -z "$(CHECKPOINT)" ]; then \
+		$(BIN)/python -m convert.synthetic $(dir $(BENCH_CKPT)) >/dev/null; \
+		echo "bench: no $(MODEL) and no CHECKPOINT: using random weights (speed only)"; fi
+	$(eval SRC := $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),$(if $(wildcard $(MODEL)/model.xml),,--checkpoint $(BENCH_CKPT))))
+	@[ -f $(MODEL)/model.xml ] || $(BIN)/vidseg convert $(SRC) -o $(MODEL) --quiet
+	@[ -f $(MODEL)-int8/model.xml ] || $(BIN)/vidseg convert $(SRC) -o $(MODEL)-int8 --int8 \
+		--calibration $(MEDIA)/images --quiet
+	@[ -f $(MODEL)-fullres/model.xml ] || $(BIN)/vidseg convert $(SRC) -o $(MODEL)-fullres \
+		--full-resolution-output --quiet
+	$(BIN)/vidseg bench
+
+clean:
+	rm -rf out bench/work bench/results.json $(MEDIA)/*.mp4 $(MEDIA)/images

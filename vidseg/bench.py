@@ -1,0 +1,218 @@
+"""``vidseg bench``: model-only ceilings, end-to-end throughput and the notebook baseline, side by side.
+
+Everything runs in one invocation on one machine so the ratios compare like with like:
+
+* ceiling: OpenVINO's ``benchmark_app`` on our FP32 and INT8 IRs and on the upstream-style IR, in windows/s
+  (f32 arithmetic, as ``vidseg process`` runs by default);
+* end to end: ``vidseg process`` on each clip, wall time including start-up, and its peak RSS;
+* baseline: what the original OpenVINO notebook does: synchronous inference of the upstream-style IR
+  window by window, then full-size upsampling, averaging and argmax of all 150 classes on the host;
+* INT8 vs FP32 label agreement on frames of the first clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import openvino as ov
+import psutil
+
+from vidseg.engine import Engine
+from vidseg.errors import VidsegError
+from vidseg.modeldir import read_model
+from vidseg.protocol import FrameGeometry
+from vidseg.sinks import write_json
+from vidseg.sources import VideoSource
+
+
+def run(args: argparse.Namespace) -> int:
+    for path in [args.model, args.int8_model, args.baseline_model, *args.clips]:
+        if not path.exists():
+            raise VidsegError(f"bench needs {path}: run 'make bench' (it converts the models and makes the clips)")
+    results: dict[str, Any] = {"machine": machine(), "models": {}, "ceiling": {}, "end_to_end": [], "baseline": {}}
+    core = ov.Core()
+    for key, path in (("fp32", args.model), ("int8", args.int8_model), ("upstream", args.baseline_model)):
+        _, info = read_model(path, core)
+        results["models"][key] = {"dir": str(path), "precision": info.precision, "source": info.source}
+        batch = 2 if info.full_resolution_output else 1  # the notebook export runs two windows per request
+        print(f"bench: benchmark_app on {path} ...", file=sys.stderr)
+        results["ceiling"][key] = ceiling(path, info.window_size, batch, args.device, args.seconds)
+
+    for clip in args.clips:
+        for key, path in (("fp32", args.model), ("int8", args.int8_model)):
+            print(f"bench: vidseg process {clip.name} ({key}) ...", file=sys.stderr)
+            results["end_to_end"].append(end_to_end(clip, path, key, args.device))
+
+    print("bench: notebook-style baseline ...", file=sys.stderr)
+    results["baseline"] = notebook_baseline(args.clips[0], args.baseline_model, args.device, args.baseline_frames)
+    print("bench: INT8 vs FP32 label agreement ...", file=sys.stderr)
+    results["int8_label_agreement"] = int8_agreement(args.clips[0], args.model, args.int8_model, args.device,
+                                                     args.agreement_frames)
+    results["ratios"] = ratios(results)
+    write_json(args.out, results)
+    print(table(results))
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                   if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return {"cpu": cpu, "cores": psutil.cpu_count(logical=True),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "avx512_vnni": "avx512_vnni" in flags, "openvino": ov.get_version(), "python": platform.python_version(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def ceiling(model_dir: Path, window: int, batch: int, device: str, seconds: int) -> dict[str, float]:
+    tool = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
+    cmd = [tool, "-m", str(model_dir / "model.xml"), "-d", device, "-hint", "throughput", "-t", str(seconds),
+           "-shape", f"[{batch},{window},{window},3]", "-infer_precision", "f32"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    match = re.search(r"Throughput:\s*([\d.]+)\s*FPS", out.stdout)
+    if out.returncode != 0 or not match:
+        raise VidsegError(f"benchmark_app failed on {model_dir}: {(out.stderr or out.stdout).strip()[-300:]}")
+    fps = float(match.group(1))
+    return {"windows_per_s": round(fps, 2), "batch": batch}  # benchmark_app counts batch elements
+
+
+def end_to_end(clip: Path, model_dir: Path, key: str, device: str) -> dict[str, Any]:
+    out_dir = Path("bench/work")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary_path = out_dir / f"{clip.stem}-{key}.json"
+    cmd = [sys.executable, "-m", "vidseg", "process", str(clip), "--model", str(model_dir), "--device", device,
+           "-o", str(out_dir / f"{clip.stem}-{key}.mp4"), "--summary", str(summary_path), "--quiet"]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    peak = _peak_rss(proc)
+    stderr = proc.communicate()[1]
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise VidsegError(f"vidseg process failed on {clip}: {stderr.strip()[-300:]}")
+    summary = json.loads(summary_path.read_text())
+    source = VideoSource(clip)
+    width, height = source.stream.width, source.stream.height
+    source.close()
+    engine_geo = _geometry(model_dir, width, height)
+    return {"clip": clip.name, "model": key, "size": f"{width}x{height}", "frames": summary["frames_out"],
+            "windows_per_frame": engine_geo.n_windows, "wall_s": round(wall, 2),
+            "fps": round(summary["frames_out"] / wall, 3), "fps_excluding_startup": summary["fps"],
+            "peak_rss_mb": round(peak / 2**20), "stage_ms_per_frame": summary["stage_ms_per_frame"]}
+
+
+def _geometry(model_dir: Path, width: int, height: int) -> FrameGeometry:
+    from vidseg.protocol import frame_geometry
+
+    _, info = read_model(model_dir, ov.Core())
+    return frame_geometry(width, height, info.short_side, info.long_side_cap, info.window_size, info.window_stride)
+
+
+def _peak_rss(proc: subprocess.Popen) -> int:
+    peak = 0
+    ps = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            peak = max(peak, ps.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    return peak
+
+
+def notebook_baseline(clip: Path, model_dir: Path, device: str, frames: int) -> dict[str, Any]:
+    """Per frame: sync inference of each window at full resolution, then host-side stitch/resize/argmax."""
+    core = ov.Core()
+    model, info = read_model(model_dir, core)
+    w = info.window_size
+    model.reshape({model.inputs[0]: [1, w, w, 3]})
+    core.set_property("CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    request = core.compile_model(model, device).create_infer_request()
+    source = VideoSource(clip)
+    done, started = 0, time.perf_counter()
+    from vidseg.protocol import cut_windows, frame_geometry, scale_frame
+
+    for frame in source.frames():
+        if done == frames:
+            break
+        image = frame.image
+        geo = frame_geometry(image.shape[1], image.shape[0], info.short_side, info.long_side_cap, w, info.window_stride)
+        canvas = np.zeros((info.n_classes, geo.scaled_height, geo.scaled_width), np.float32)
+        count = np.zeros((geo.scaled_height, geo.scaled_width), np.float32)
+        windows = cut_windows(scale_frame(image, geo, info.short_side, info.long_side_cap), geo)
+        for (y, x), window in zip(((y, x) for y in geo.ys for x in geo.xs), windows):
+            canvas[:, y:y + w, x:x + w] += request.infer({0: window[None]})[0][0]
+            count[y:y + w, x:x + w] += 1
+        canvas /= count
+        full = np.stack([cv2.resize(c, (geo.width, geo.height), interpolation=cv2.INTER_LINEAR) for c in canvas])
+        full.argmax(axis=0)
+        done += 1
+    source.close()
+    wall = time.perf_counter() - started
+    return {"clip": clip.name, "frames": done, "wall_s": round(wall, 2), "fps": round(done / wall, 4)}
+
+
+def int8_agreement(clip: Path, fp32: Path, int8: Path, device: str, frames: int) -> dict[str, float]:
+    engines = [Engine(fp32, device, "LATENCY"), Engine(int8, device, "LATENCY")]
+    source = VideoSource(clip)
+    step = max(1, (source.frame_count or frames) // frames)
+    scores = []
+    for frame in source.frames():
+        if frame.index % step:
+            continue
+        a, b = (e.segment(frame.image) for e in engines)
+        scores.append(float((a == b).mean()))
+        if len(scores) == frames:
+            break
+    source.close()
+    return {"frames": len(scores), "mean": round(float(np.mean(scores)), 4), "worst": round(float(np.min(scores)), 4)}
+
+
+def ratios(r: dict[str, Any]) -> dict[str, Any]:
+    ceil = {k: v["windows_per_s"] for k, v in r["ceiling"].items()}
+    out: dict[str, Any] = {"int8_vs_fp32_ceiling": round(ceil["int8"] / ceil["fp32"], 3)}
+    for e in r["end_to_end"]:
+        name = f"{e['clip']}:{e['model']}"
+        out[f"{name} of own ceiling"] = round(e["fps"] * e["windows_per_frame"] / ceil[e["model"]], 3)
+        out[f"{name} vs upstream-style ceiling"] = round(e["fps"] * e["windows_per_frame"] / ceil["upstream"], 3)
+        if e["clip"] == r["baseline"]["clip"]:
+            out[f"{name} vs notebook baseline"] = round(e["fps"] / r["baseline"]["fps"], 1)
+    by = {(e["clip"], e["model"]): e["fps"] for e in r["end_to_end"]}
+    for clip in {e["clip"] for e in r["end_to_end"]}:
+        out[f"{clip}: int8/fp32 end to end"] = round(by[(clip, "int8")] / by[(clip, "fp32")], 3)
+    return out
+
+
+def table(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, OpenVINO {m['openvino']}, {m['date']}",
+             "", "| model-only ceiling (benchmark_app, f32) | windows/s |", "|---|---|"]
+    for k, v in r["ceiling"].items():
+        lines.append(f"| {k} IR (batch {v['batch']}) | {v['windows_per_s']} |")
+    lines += ["", "| end to end (vidseg process, wall incl. start-up) | frames | fps | windows/frame | peak RSS MB |",
+              "|---|---|---|---|---|"]
+    for e in r["end_to_end"]:
+        lines.append(f"| {e['clip']} {e['size']} {e['model']} | {e['frames']} | {e['fps']} | "
+                     f"{e['windows_per_frame']} | {e['peak_rss_mb']} |")
+    b = r["baseline"]
+    lines += ["", f"notebook baseline on {b['clip']}: {b['fps']} fps ({b['frames']} frames in {b['wall_s']} s)",
+              f"INT8 vs FP32 label agreement: mean {r['int8_label_agreement']['mean']:.2%}, "
+              f"worst {r['int8_label_agreement']['worst']:.2%}", "", "| ratio | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in r["ratios"].items()]
+    return "\n".join(lines)
