@@ -16,7 +16,7 @@ import openvino as ov
 
 from vidseg.errors import VidsegError
 from vidseg.modeldir import ModelInfo
-from vidseg.protocol import cut_windows, frame_geometry, scale_frame
+from vidseg.protocol import FrameGeometry, frame_windows
 from vidseg.sources import open_source
 from vidseg.stitch import Stitcher
 
@@ -39,14 +39,8 @@ def sample_frames(path: Path, count: int) -> list[np.ndarray]:
     return frames[:count]
 
 
-def frame_windows(frame: np.ndarray, info: ModelInfo) -> np.ndarray:
-    geo = frame_geometry(frame.shape[1], frame.shape[0], info.short_side, info.long_side_cap,
-                         info.window_size, info.window_stride)
-    return cut_windows(scale_frame(frame, geo, info.short_side, info.long_side_cap), geo)
-
-
 def quantize(model: ov.Model, frames: list[np.ndarray], info: ModelInfo) -> ov.Model:
-    windows = [w[None] for f in frames for w in frame_windows(f, info)]
+    windows = [w[None] for f in frames for w in _windows(f, info)[1]]
     return nncf.quantize(model, nncf.Dataset(windows), model_type=nncf.ModelType.TRANSFORMER,
                          subset_size=len(windows))
 
@@ -57,10 +51,12 @@ def label_agreement(fp32: ov.Model, int8: ov.Model, frames: list[np.ndarray], in
     stitcher = Stitcher()
     scores = []
     for frame in frames:
-        geo = frame_geometry(frame.shape[1], frame.shape[0], info.short_side, info.long_side_cap,
-                             info.window_size, info.window_stride)
-        windows = cut_windows(scale_frame(frame, geo, info.short_side, info.long_side_cap), geo)
+        geo, windows = _windows(frame, info)
         labels = [stitcher.labels(np.concatenate([r.infer({0: w[None]})[0].copy() for w in windows]), geo)
                   for r in requests]
         scores.append(float((labels[0] == labels[1]).mean()))
     return Agreement(len(scores), float(np.mean(scores)), float(np.min(scores)))
+
+
+def _windows(frame: np.ndarray, info: ModelInfo) -> tuple[FrameGeometry, np.ndarray]:
+    return frame_windows(frame, info.short_side, info.long_side_cap, info.window_size, info.window_stride)

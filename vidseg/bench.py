@@ -32,7 +32,7 @@ import psutil
 from vidseg.engine import Engine
 from vidseg.errors import VidsegError
 from vidseg.modeldir import read_model
-from vidseg.protocol import FrameGeometry
+from vidseg.protocol import FrameGeometry, frame_geometry, frame_windows
 from vidseg.sinks import write_json
 from vidseg.sources import VideoSource
 
@@ -118,8 +118,6 @@ def end_to_end(clip: Path, model_dir: Path, key: str, device: str) -> dict[str, 
 
 
 def _geometry(model_dir: Path, width: int, height: int) -> FrameGeometry:
-    from vidseg.protocol import frame_geometry
-
     _, info = read_model(model_dir, ov.Core())
     return frame_geometry(width, height, info.short_side, info.long_side_cap, info.window_size, info.window_stride)
 
@@ -146,16 +144,12 @@ def notebook_baseline(clip: Path, model_dir: Path, device: str, frames: int) -> 
     request = core.compile_model(model, device).create_infer_request()
     source = VideoSource(clip)
     done, started = 0, time.perf_counter()
-    from vidseg.protocol import cut_windows, frame_geometry, scale_frame
-
     for frame in source.frames():
         if done == frames:
             break
-        image = frame.image
-        geo = frame_geometry(image.shape[1], image.shape[0], info.short_side, info.long_side_cap, w, info.window_stride)
+        geo, windows = frame_windows(frame.image, info.short_side, info.long_side_cap, w, info.window_stride)
         canvas = np.zeros((info.n_classes, geo.scaled_height, geo.scaled_width), np.float32)
         count = np.zeros((geo.scaled_height, geo.scaled_width), np.float32)
-        windows = cut_windows(scale_frame(image, geo, info.short_side, info.long_side_cap), geo)
         for (y, x), window in zip(((y, x) for y in geo.ys for x in geo.xs), windows):
             canvas[:, y:y + w, x:x + w] += request.infer({0: window[None]})[0][0]
             count[y:y + w, x:x + w] += 1

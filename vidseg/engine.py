@@ -18,7 +18,7 @@ import openvino as ov
 
 from vidseg.errors import VidsegError, describe
 from vidseg.modeldir import ModelInfo, read_model
-from vidseg.protocol import FrameGeometry, cut_windows, frame_geometry, scale_frame
+from vidseg.protocol import FrameGeometry, frame_windows
 from vidseg.stitch import Stitcher
 
 VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
@@ -76,13 +76,10 @@ class Engine:
         self._error_lock = threading.Lock()
         self.queue.set_callback(self._callback)
 
-    def geometry(self, width: int, height: int) -> FrameGeometry:
+    def windows(self, frame: np.ndarray) -> tuple[FrameGeometry, np.ndarray]:
+        """The frame's geometry and its u8 NHWC windows, rescaled as the protocol says."""
         i = self.info
-        return frame_geometry(width, height, i.short_side, i.long_side_cap, i.window_size, self.stride)
-
-    def windows(self, frame: np.ndarray, geo: FrameGeometry) -> np.ndarray:
-        """The frame rescaled per the protocol and cut into the IR's u8 NHWC input windows."""
-        return cut_windows(scale_frame(frame, geo, self.info.short_side, self.info.long_side_cap), geo)
+        return frame_windows(frame, i.short_side, i.long_side_cap, i.window_size, self.stride)
 
     def on_result(self, fn: Callable[[Any, np.ndarray], None]) -> None:
         """``fn(key, logits)`` runs on an OpenVINO thread for each finished window."""
@@ -110,8 +107,8 @@ class Engine:
 
     def segment(self, frame: np.ndarray, stitcher: Stitcher | None = None) -> np.ndarray:
         """Synchronous labels for one BGR frame (verification and small jobs; the pipeline is async)."""
-        geo = self.geometry(frame.shape[1], frame.shape[0])
+        geo, windows = self.windows(frame)
         request = self.compiled.create_infer_request()
-        logits = np.stack([request.infer({0: w[None]})[0][0].copy() for w in self.windows(frame, geo)])
+        logits = np.stack([request.infer({0: w[None]})[0][0].copy() for w in windows])
         return (stitcher or Stitcher()).labels(logits, geo)
 

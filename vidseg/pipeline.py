@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,6 @@ class _Done:
     job: _Job
     labels: np.ndarray | None
     overlay: np.ndarray | None
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -184,11 +183,11 @@ class Pipeline:
         try:
             frames = self.source.frames()
             while not self.halt.is_set():
-                t0 = time.perf_counter()
+                t0 = time.thread_time()
                 frame = next(frames, None)
                 if frame is None or (self.max_frames is not None and frame.index >= self.max_frames):
                     break
-                self.summary.add_time("decode", time.perf_counter() - t0)
+                self.summary.add_time("decode", time.thread_time() - t0)
                 self.summary.frames_in += 1
                 if self.source.live:
                     self._offer_latest(frame)
@@ -226,10 +225,9 @@ class Pipeline:
                 while not self._inflight.acquire(timeout=POLL_S):
                     if self.abort.is_set():
                         return
-                t0 = time.perf_counter()
-                job.geo = self.engine.geometry(frame.image.shape[1], frame.image.shape[0])
-                windows = self.engine.windows(frame.image, job.geo)
-                self.summary.add_time("preprocess", time.perf_counter() - t0)
+                t0 = time.thread_time()
+                job.geo, windows = self.engine.windows(frame.image)
+                self.summary.add_time("preprocess", time.thread_time() - t0)
                 job.logits = np.empty((len(windows), self.engine.info.n_classes, self.engine.grid,
                                        self.engine.grid), dtype=np.float32)
                 job.remaining = len(windows)
@@ -275,15 +273,15 @@ class Pipeline:
                     continue
                 self._inflight.release()
                 self.summary.add_time("inference", job.finished - job.submitted)
-                t0 = time.perf_counter()
+                t0 = time.thread_time()
                 labels = self.stitcher.labels(job.logits, job.geo)
                 job.logits = None
-                t1 = time.perf_counter()
+                t1 = time.thread_time()
                 overlay = None
                 if self.out.video or self.out.image_dir or self.out.image_file:
                     overlay = self.palette.overlay(job.frame.image, labels, self.out.alpha)
                 self.summary.add_time("stitch", t1 - t0)
-                self.summary.add_time("render", time.perf_counter() - t1)
+                self.summary.add_time("render", time.thread_time() - t1)
                 if not self._put(self._to_write, _Done(job, labels, overlay)):
                     return
         finally:
@@ -295,7 +293,7 @@ class Pipeline:
         if self.out.video:
             video = VideoSink(self.out.video, self.source.time_base, self.source.fps, self.out.crf,
                               self.out.preset, self.source.audio)
-        progress = tqdm(total=self._expected_frames(), unit="frame", disable=self.quiet, dynamic_ncols=True,
+        progress = tqdm(total=self._expected_frames(), unit="frame", disable=True if self.quiet else None,
                         leave=False)
         try:
             if self.out.labels_dir:
@@ -307,9 +305,9 @@ class Pipeline:
                 item = self._get(self._to_write)
                 if item is END:
                     break
-                t0 = time.perf_counter()
+                t0 = time.thread_time()
                 self._write_one(item, video, stats)
-                self.summary.add_time("write", time.perf_counter() - t0)
+                self.summary.add_time("write", time.thread_time() - t0)
                 progress.update(1)
             if video is not None and video.frames:
                 for packet in self.source.trailing_packets:

@@ -79,3 +79,10 @@ def cut_windows(scaled: np.ndarray, geo: FrameGeometry) -> np.ndarray:
             out[i] = scaled[y:y + w, x:x + w]
             i += 1
     return out
+
+
+def frame_windows(frame: np.ndarray, short_side: int, long_cap: int, window: int,
+                  stride: int) -> tuple[FrameGeometry, np.ndarray]:
+    """A decoded BGR frame -> its geometry and the model's u8 NHWC input windows."""
+    geo = frame_geometry(frame.shape[1], frame.shape[0], short_side, long_cap, window, stride)
+    return geo, cut_windows(scale_frame(frame, geo, short_side, long_cap), geo)

@@ -100,7 +100,8 @@ class VideoSink:
         self._video.pix_fmt = "yuv420p"
         self._video.time_base = self.time_base
         self._video.codec_context.time_base = self.time_base
-        self._video.options = {"crf": str(self.crf), "preset": self.preset}
+        # One encoder thread: the model already keeps every core busy, so more threads add contention, not speed.
+        self._video.options = {"crf": str(self.crf), "preset": self.preset, "threads": "1"}
         if self.audio_template is not None:
             codec = self.audio_template.codec_context.name
             if fmt == "matroska" or codec in MP4_AUDIO_CODECS:

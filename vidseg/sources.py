@@ -117,7 +117,8 @@ class VideoSource(Source):
         self.stream = self.container.streams.video[0]
         if self.stream.codec_context is None or not self.stream.codec_context.codec.is_decoder:
             raise VidsegError(f"{path}: no decoder for its video codec")
-        self.stream.thread_type = "AUTO"
+        # One decoding thread: the model keeps every core busy, so FFmpeg's extra threads would only contend.
+        self.stream.codec_context.thread_count = 1
         self.audio = self.container.streams.audio[0] if self.container.streams.audio else None
         self.time_base = self.stream.time_base or Fraction(1, 90000)
         self.fps = self.stream.average_rate or self.stream.guessed_rate

@@ -48,7 +48,8 @@ class Summary:
         return self.frames_out / self.wall_s if self.wall_s > 0 else 0.0
 
     def stage_ms(self) -> dict[str, float]:
-        """Mean milliseconds per frame in each stage (inference: submit to last window back)."""
+        """Mean milliseconds per frame in each stage: CPU time of the stage's own thread (what it costs the
+        model, which shares the cores), except inference: latency from submit to the last window back."""
         return {s: round(1000 * self.stage_s[s] / self.stage_n[s], 2) if self.stage_n[s] else 0.0 for s in STAGES}
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,7 +66,8 @@ class Summary:
             + (f" ({self.resumed} already done)" if self.resumed else ""),
             f"time:   {self.wall_s:.1f} s, {self.fps:.2f} frames/s on {self.device} ({devices}), "
             f"{self.nireq} infer requests",
-            "stages: " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms().items()) + " ms/frame",
+            "stages: " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms().items())
+            + " ms/frame (CPU; inference: latency)",
         ]
         if self.decode_errors:
             lines.append(f"decode errors skipped: {self.decode_errors}")
