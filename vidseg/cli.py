@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision-hint", choices=["f32", "bf16", "f16"], default="f32",
                    help="CPU arithmetic for non-INT8 layers (default f32, upstream's; bf16 is faster on CPUs "
                         "with AVX512_BF16/AMX but labels drift)")
+    p.add_argument("--cpu-streams", type=int, default=1,
+                   help="CPU inference streams (default 1; more can be faster but see README: Devices)")
     p.add_argument("--crf", type=int, default=20, help="overlay video quality, x264 CRF 0..51 (default 20)")
     p.add_argument("--preset", default="superfast",
                    choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
@@ -111,6 +113,8 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise VidsegError(f"--alpha must be between 0 and 1, got {args.alpha}")
     if args.stride is not None and args.stride <= 0:
         raise VidsegError(f"--stride must be a positive number of pixels, got {args.stride}")
+    if args.cpu_streams < 1:
+        raise VidsegError(f"--cpu-streams must be at least 1, got {args.cpu_streams}")
     if not 0 <= args.crf <= 51:
         raise VidsegError(f"--crf must be between 0 and 51, got {args.crf}")
     if args.nireq < 0:
@@ -187,7 +191,7 @@ def process(args: argparse.Namespace) -> int:
         input_path = None if source.live else Path(args.input)
         outputs = plan_outputs(args, source.kind, input_path)
         engine = Engine(args.model, args.device, args.hint or ("LATENCY" if source.live else "THROUGHPUT"),
-                        args.nireq, args.stride, args.precision_hint)
+                        args.nireq, args.stride, args.precision_hint, args.cpu_streams)
         if engine.stride > engine.info.window_size:
             raise VidsegError(f"--stride {engine.stride} is larger than the window ({engine.info.window_size})")
         if not args.quiet:
