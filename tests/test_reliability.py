@@ -54,6 +54,8 @@ BAD_INPUTS = [
     (["{good}", "-o", "{tmp}/o.mp4", "--model", "{tmp}/nowhere"], "no model at"),
     (["{good}", "-o", "{tmp}/o.mp4", "--model", "{corrupt_model}"], "is corrupt"),
     (["{good}", "-o", "{tmp}/o.mp4", "--frobnicate"], "unrecognized arguments"),
+    (["http://127.0.0.1:9/live.ts", "-o", "{tmp}/o.mp4"], "cannot read from http://127.0.0.1:9/live.ts"),
+    (["7", "-o", "{tmp}/o.mp4"], "cannot read from camera 7"),
 ]
 
 

@@ -218,21 +218,32 @@ class _LiveSource(Source):
     def _read(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
 
+    def _open_now(self) -> None:
+        """Open at once, so a wrong address or device is a one-line error before anything else runs."""
+        try:
+            self._open()
+        except (av.error.FFmpegError, OSError, VidsegError) as e:
+            self.close()
+            raise VidsegError(f"cannot read from {self.describe()}: {e}") from None
+
+    def _is_open(self) -> bool:
+        raise NotImplementedError
+
     def frames(self) -> Iterator[Frame]:
         index, failures = 0, 0
         while True:
             try:
-                self._open()
+                if not self._is_open():
+                    self._open()
                 for image in self._read():
                     failures = 0
                     yield Frame(index, image, self._stamp())
                     index += 1
             except (av.error.FFmpegError, OSError, VidsegError):
                 pass
+            self.close()
             failures += 1
             if failures > self.reconnect_attempts:
-                if index == 0:
-                    raise VidsegError(f"cannot read from {self.describe()}")
                 return
             self.gaps += index > 0
             time.sleep(min(0.5 * 2 ** (failures - 1), 10.0))
@@ -248,9 +259,13 @@ class StreamSource(_LiveSource):
         super().__init__(reconnect_attempts)
         self.url = url
         self.container = None
+        self._open_now()
 
     def describe(self) -> str:
         return self.url
+
+    def _is_open(self) -> bool:
+        return self.container is not None
 
     def _open(self) -> None:
         self.close()
@@ -278,12 +293,17 @@ class CameraSource(_LiveSource):
         super().__init__(reconnect_attempts)
         self.index = index
         self.capture: cv2.VideoCapture | None = None
+        self._open_now()
 
     def describe(self) -> str:
         return f"camera {self.index}"
 
+    def _is_open(self) -> bool:
+        return self.capture is not None
+
     def _open(self) -> None:
         self.close()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our one-line errors say it all
         self.capture = cv2.VideoCapture(self.index)
         if not self.capture.isOpened():
             raise VidsegError(f"camera {self.index} cannot be opened")
