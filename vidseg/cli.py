@@ -20,7 +20,7 @@ from pathlib import Path
 import vidseg
 from convert import options as convert_options
 from vidseg import bench_options
-from vidseg.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, VidsegError
+from vidseg.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, VidsegError
 from vidseg.images import IMAGE_SUFFIXES
 from vidseg.modeldir import DEFAULT_MODEL_DIR
 from vidseg.sinks import VIDEO_SUFFIXES, write_json
