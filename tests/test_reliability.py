@@ -75,6 +75,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, corpus: dict[str, Path
     assert corpus["good"].read_bytes() == before
 
 
+def test_full_disk_mid_run_is_one_line_and_keeps_the_video(tmp_path: Path, corpus: dict[str, Path],
+                                                            oracle_model: Path) -> None:
+    result = run_vidseg("process", corpus["good"], "--model", oracle_model, "-o", tmp_path / "out.mp4",
+                        "--stats", "/dev/full", "--quiet")
+    one_line_error(result, 2, "cannot write /dev/full: No space left on device")
+    times, _ = probe_frames(tmp_path / "out.mp4")  # closed properly with what was written before the error
+    assert 1 <= len(times) <= 20
+
+
 def test_odd_images_are_read_as_displayed(tmp_path: Path, oracle_model: Path) -> None:
     folder = tmp_path / "odd"
     folder.mkdir()

@@ -20,7 +20,7 @@ from pathlib import Path
 import vidseg
 from convert import options as convert_options
 from vidseg import bench_options
-from vidseg.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, VidsegError
+from vidseg.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, VidsegError
 from vidseg.images import IMAGE_SUFFIXES
 from vidseg.modeldir import DEFAULT_MODEL_DIR
 from vidseg.sinks import VIDEO_SUFFIXES, write_json
@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     except VidsegError as e:
         print(f"vidseg: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # the disk filled up, a mount went away...: the environment, not a bug
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"vidseg: error: {e.strerror or e}{where}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("vidseg: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -164,6 +164,7 @@ class StatsSink:
 
     def __init__(self, path: Path, class_names: list[str], append: bool = False):
         self.class_names = class_names
+        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._file: IO[str] = path.open("a" if append else "w")
@@ -175,8 +176,14 @@ class StatsSink:
         total = labels.size
         order = np.argsort(-counts)
         record["classes"] = {self.class_names[i]: round(counts[i] / total, 6) for i in order if counts[i]}
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+        except OSError as e:
+            raise VidsegError(f"cannot write {self.path}: {e.strerror}") from None
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:  # the write that failed already reported it
+            pass
