@@ -58,6 +58,16 @@ def test_other_window_sizes_resize_position_embeddings(tmp_path: Path) -> None:
     assert str(model.outputs[0].get_partial_shape()) == "[?,150,24,24]"
 
 
+def test_patch_8_encoder_converts(tmp_path: Path) -> None:
+    ckpt = write_checkpoint(tmp_path / "ck8", "tiny", window=256, patch=8, n_layers=2)
+    result = run_vidseg("convert", "--checkpoint", ckpt, "-o", tmp_path / "m", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "argmax agreement 100.0000%" in result.stdout
+    model = ov.Core().read_model(str(tmp_path / "m" / "model.xml"))
+    assert str(model.outputs[0].get_partial_shape()) == "[?,150,32,32]"
+    assert metadata(tmp_path / "m")["patch_size"] == 8
+
+
 def test_full_resolution_baseline_is_refused_by_process(tmp_path: Path, tiny_checkpoint: Path) -> None:
     out = tmp_path / "fullres"
     result = run_vidseg("convert", "--checkpoint", tiny_checkpoint, "-o", out, "--full-resolution-output",

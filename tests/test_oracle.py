@@ -39,13 +39,15 @@ def read_labels(path: Path) -> np.ndarray:
         return np.asarray(im)
 
 
-def test_video_labels_match_painted_regions_in_order(tmp_path: Path, oracle_model: Path) -> None:
-    # 640x360 is scaled to 910x512: two overlapping windows, so stitching is exercised too.
+@pytest.mark.parametrize("stride", [None, 256], ids=["model-stride", "overlapping-256"])
+def test_video_labels_match_painted_regions_in_order(tmp_path: Path, oracle_model: Path, stride: int | None) -> None:
+    # 640x360 is scaled to 910x512: two overlapping windows (three at stride 256), so stitching is exercised.
     width, height, n = 640, 360, 12
     expected = [scene(i, width, height) for i in range(n)]
     video = encode_video(tmp_path / "scene.mp4", [paint(e) for e in expected])
+    extra = ["--stride", stride] if stride else []
     result = run_vidseg("process", video, "--model", oracle_model, "--labels", tmp_path / "labels",
-                        "-o", tmp_path / "overlay.mp4", "--quiet")
+                        "-o", tmp_path / "overlay.mp4", "--quiet", *extra)
     assert result.returncode == 0, result.stderr
     for i in range(n):
         got = read_labels(tmp_path / "labels" / f"{i:06d}.png")
