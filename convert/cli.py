@@ -15,7 +15,8 @@ import yaml
 
 import vidseg
 from convert import catalog, checkpoint, export, verify
-from convert.download import cache_dir, fetch_checkpoint
+from convert.download import fetch_checkpoint
+from vidseg.cache import cache_dir
 from vidseg.errors import VidsegError
 from vidseg.modeldir import IR_NAME, ModelInfo
 

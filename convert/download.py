@@ -8,7 +8,6 @@ A ``.part`` left by an interrupted run is resumed with a Range request where the
 from __future__ import annotations
 
 import http.client
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,11 +18,6 @@ from vidseg.errors import VidsegError
 
 CHUNK = 1 << 16
 TIMEOUT_S = 30
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "vidseg"
 
 
 def fetch(url: str, dest: Path, quiet: bool = False) -> Path:

@@ -7,7 +7,6 @@ because OpenVINO reuses the request's tensor as soon as the callback returns.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -16,17 +15,13 @@ from typing import Any
 import numpy as np
 import openvino as ov
 
+from vidseg.cache import cache_dir
 from vidseg.errors import VidsegError, describe
 from vidseg.modeldir import ModelInfo, read_model
 from vidseg.protocol import FrameGeometry, frame_windows
 from vidseg.stitch import Stitcher
 
 VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
-
-
-def ov_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "vidseg" / "ov_cache"
 
 
 def check_device(core: ov.Core, device: str) -> None:
@@ -65,7 +60,7 @@ class Engine:
         if "CPU" in core.available_devices:
             core.set_property("CPU", {"INFERENCE_PRECISION_HINT": precision_hint, "NUM_STREAMS": cpu_streams})
         if device.upper().startswith("AUTO") or device.upper().startswith("CPU"):
-            config["CACHE_DIR"] = str(ov_cache_dir())
+            config["CACHE_DIR"] = str(cache_dir() / "ov_cache")
         try:
             self.compiled = core.compile_model(model, device, config)
         except RuntimeError as e:
