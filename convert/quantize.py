@@ -14,9 +14,10 @@ import nncf
 import numpy as np
 import openvino as ov
 
+from vidseg.engine import label_frame
 from vidseg.errors import VidsegError
 from vidseg.modeldir import ModelInfo
-from vidseg.protocol import FrameGeometry, frame_windows
+from vidseg.protocol import frame_windows
 from vidseg.sources import open_source
 from vidseg.stitch import Stitcher
 
@@ -40,7 +41,8 @@ def sample_frames(path: Path, count: int) -> list[np.ndarray]:
 
 
 def quantize(model: ov.Model, frames: list[np.ndarray], info: ModelInfo) -> ov.Model:
-    windows = [w[None] for f in frames for w in _windows(f, info)[1]]
+    windows = [w[None] for f in frames
+               for w in frame_windows(f, info.short_side, info.long_side_cap, info.window_size, info.window_stride)[1]]
     return nncf.quantize(model, nncf.Dataset(windows), model_type=nncf.ModelType.TRANSFORMER,
                          subset_size=len(windows))
 
@@ -51,12 +53,7 @@ def label_agreement(fp32: ov.Model, int8: ov.Model, frames: list[np.ndarray], in
     stitcher = Stitcher()
     scores = []
     for frame in frames:
-        geo, windows = _windows(frame, info)
-        labels = [stitcher.labels(np.concatenate([r.infer({0: w[None]})[0].copy() for w in windows]), geo)
-                  for r in requests]
-        scores.append(float((labels[0] == labels[1]).mean()))
+        fp32_labels, int8_labels = (label_frame(r, frame, info, info.window_stride, stitcher) for r in requests)
+        scores.append(float((fp32_labels == int8_labels).mean()))
     return Agreement(len(scores), float(np.mean(scores)), float(np.min(scores)))
 
-
-def _windows(frame: np.ndarray, info: ModelInfo) -> tuple[FrameGeometry, np.ndarray]:
-    return frame_windows(frame, info.short_side, info.long_side_cap, info.window_size, info.window_stride)

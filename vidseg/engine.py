@@ -104,10 +104,14 @@ class Engine:
     def wait_all(self) -> None:
         self.queue.wait_all()
 
-    def segment(self, frame: np.ndarray, stitcher: Stitcher | None = None) -> np.ndarray:
+    def segment(self, frame: np.ndarray) -> np.ndarray:
         """Synchronous labels for one BGR frame (verification and small jobs; the pipeline is async)."""
-        geo, windows = self.windows(frame)
-        request = self.compiled.create_infer_request()
-        logits = np.stack([request.infer({0: w[None]})[0][0].copy() for w in windows])
-        return (stitcher or Stitcher()).labels(logits, geo)
+        return label_frame(self.compiled.create_infer_request(), frame, self.info, self.stride, Stitcher())
 
+
+def label_frame(request: ov.InferRequest, frame: np.ndarray, info: ModelInfo, stride: int,
+                stitcher: Stitcher) -> np.ndarray:
+    """One frame through one infer request, window by window, then stitched: the synchronous path."""
+    geo, windows = frame_windows(frame, info.short_side, info.long_side_cap, info.window_size, stride)
+    logits = np.stack([request.infer({0: w[None]})[0][0].copy() for w in windows])
+    return stitcher.labels(logits, geo)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import glob
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -50,7 +50,7 @@ class Source:
     audio: Any = None  # PyAV audio stream to copy, if any
     decode_errors = 0  # frames or packets that failed to decode and were skipped
     gaps = 0  # live sources: times the source dropped and was reopened
-    trailing_packets: list[Any]
+    trailing_packets: Sequence[Any] = ()  # video: audio packets after the last frame
     skip: Callable[[Path], bool] | None = None  # image inputs: names whose outputs are already complete
 
     def frames(self) -> Iterator[Frame]:
@@ -123,7 +123,6 @@ class VideoSource(Source):
         self.time_base = self.stream.time_base or Fraction(1, 90000)
         self.fps = self.stream.average_rate or self.stream.guessed_rate
         self.frame_count = self.stream.frames or self._estimated_frames()
-        self.trailing_packets = []
 
     def _estimated_frames(self) -> int | None:
         if self.stream.duration and self.fps:
@@ -180,7 +179,6 @@ class ImageSource(Source):
     def __init__(self, files: list[Path], root: Path, preloaded: np.ndarray | None = None):
         self.files, self.root = files, root
         self.frame_count = len(files)
-        self.trailing_packets = []
         self._preloaded = preloaded
 
     def frames(self) -> Iterator[Frame]:
@@ -203,7 +201,6 @@ class _LiveSource(Source):
 
     def __init__(self, reconnect_attempts: int):
         self.reconnect_attempts = reconnect_attempts
-        self.trailing_packets = []
         self._t0: float | None = None
 
     def _stamp(self) -> int:

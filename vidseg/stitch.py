@@ -130,8 +130,6 @@ class Stitcher:
 
     def __init__(self, max_candidates: int = 32):
         self.max_candidates = max_candidates
-        self.blocks = 0
-        self.boundary_blocks = 0
         self.approximate_blocks = 0
 
     def labels(self, logits: np.ndarray, geo: FrameGeometry) -> np.ndarray:
@@ -153,8 +151,6 @@ class Stitcher:
         boundary = (tl != tr) | (tl != bl) | (tl != br)
         labels = np.repeat(np.repeat(tl.astype(np.uint8), by.lengths, axis=0), bx.lengths, axis=1)
         rows, cols = np.nonzero(boundary)
-        self.blocks += tl.size
-        self.boundary_blocks += len(rows)
         if len(rows):
             self._resolve(lattice, by, bx, rows, cols, labels)
         return labels if len(keep) == logits.shape[1] else keep.astype(np.uint8)[labels]
