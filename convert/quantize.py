@@ -49,7 +49,9 @@ def quantize(model: ov.Model, frames: list[np.ndarray], info: ModelInfo) -> ov.M
 
 def label_agreement(fp32: ov.Model, int8: ov.Model, frames: list[np.ndarray], info: ModelInfo) -> Agreement:
     core = ov.Core()
-    requests = [core.compile_model(m, "CPU").create_infer_request() for m in (fp32, int8)]
+    # f32 as the runtime runs it: the CPU plugin would otherwise pick bf16 where the CPU has it.
+    requests = [core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
+                for m in (fp32, int8)]
     stitcher = Stitcher()
     scores = []
     for frame in frames:
