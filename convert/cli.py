@@ -16,6 +16,7 @@ import yaml
 import vidseg
 from convert import catalog, checkpoint, export, verify
 from convert.download import fetch_checkpoint
+from convert.segmenter import SegmenterUpsampled
 from vidseg.cache import cache_dir
 from vidseg.errors import VidsegError
 from vidseg.modeldir import IR_NAME, ModelInfo
@@ -48,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
     staging = _staging_dir(out)
     try:
         onnx_path = staging / "model.onnx"
-        export.export_onnx(model, variant.window_size, onnx_path, args.full_resolution_output)
+        net = SegmenterUpsampled(model) if args.full_resolution_output else model
+        export.export_onnx(net, variant.window_size, onnx_path)
         ir = export.onnx_to_ir(onnx_path, variant.normalization)
-        net = export.SegmenterUpsampled(model) if args.full_resolution_output else model
         verify.require_parity(verify.check_parity(net, ir, variant.normalization, variant.window_size))
         if args.int8:
             ir = _quantize(ir, info, args)

@@ -17,13 +17,11 @@ import torch
 from openvino.preprocess import ColorFormat, PrePostProcessor
 
 from convert.checkpoint import NORMALIZATION
-from convert.segmenter import Segmenter, SegmenterUpsampled
 from vidseg.modeldir import METADATA_RT_PATH, ModelInfo
 
 
-def export_onnx(model: Segmenter, window: int, path: Path, full_resolution_output: bool = False) -> None:
+def export_onnx(net: torch.nn.Module, window: int, path: Path) -> None:
     """Trace to ONNX with a dynamic batch axis and a static window."""
-    net: torch.nn.Module = SegmenterUpsampled(model) if full_resolution_output else model
     example = torch.zeros(1, 3, window, window)
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated but exports this plain ViT graph to standard ops
