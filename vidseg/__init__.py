@@ -1,9 +1,56 @@
-"""vidseg: semantic segmentation of video and image batches with Segmenter on OpenVINO."""
+"""vidseg: semantic segmentation of video and image batches with Segmenter on OpenVINO.
 
+    import vidseg
+    with vidseg.Segmenter("models/seg_tiny_mask", device="AUTO") as seg:
+        result = seg(image)                      # labels, fractions(), mask("person"), overlay(image)
+        for frame in seg.stream("input.mp4"):    # files, folders, globs, cameras, URLs, arrays
+            ...
+
+The names below are the public API (``__all__``); everything else in the package may change. They load
+on first use, so ``import vidseg`` alone does not pull in OpenVINO, OpenCV or PyAV.
+"""
+
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
 
 # OpenVINO already keeps every core busy; numpy's BLAS threads would only fight it for the same cores
 # (the stitcher's small matrix products run 3x slower with them). Set before numpy is first imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from vidseg.errors import DeviceError, ImageError, InputError, ModelError, VidsegError  # noqa: E402
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Segmenter": "vidseg.api",
+    "Stream": "vidseg.pipeline",
+    "Result": "vidseg.result",
+    "FrameResult": "vidseg.result",
+    "Writer": "vidseg.writer",
+    "Summary": "vidseg.summary",
+    "ModelInfo": "vidseg.modeldir",
+}
+
+__all__ = ["Segmenter", "Stream", "Result", "FrameResult", "Writer", "Summary", "ModelInfo", "VidsegError",
+           "ModelError", "DeviceError", "InputError", "ImageError", "__version__"]
+
+if TYPE_CHECKING:
+    from vidseg.api import Segmenter
+    from vidseg.modeldir import ModelInfo
+    from vidseg.pipeline import Stream
+    from vidseg.result import FrameResult, Result
+    from vidseg.summary import Summary
+    from vidseg.writer import Writer
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vidseg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -5,8 +5,9 @@
     vidseg info [--model DIR]
     vidseg bench [...]
 
-Data flow for ``process``: ``sources.open_source`` -> ``engine.Engine`` -> ``pipeline.Pipeline`` (which
-uses ``stitch``, ``render`` and ``sinks``) -> ``summary.Summary``.
+Data flow for ``process``: ``sources.open_source`` -> ``api.Segmenter`` (compiles an ``engine.Engine``) ->
+``Segmenter.stream`` -> ``pipeline.Stream`` (uses ``stitch``, ``render``; yields ``result.FrameResult``) ->
+``writer.Writer`` (uses ``sinks``) -> ``summary.Summary``. Python programs use the same pieces.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ import argparse
 import os
 import signal
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tqdm import tqdm
 
 import vidseg
 from convert import options as convert_options
@@ -24,6 +29,11 @@ from vidseg.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, V
 from vidseg.images import IMAGE_SUFFIXES
 from vidseg.modeldir import DEFAULT_MODEL_DIR
 from vidseg.sinks import VIDEO_SUFFIXES, write_json
+from vidseg.writer import Writer
+
+if TYPE_CHECKING:
+    from vidseg.pipeline import Stream
+    from vidseg.summary import Summary
 
 
 class _Parser(argparse.ArgumentParser):
@@ -147,10 +157,9 @@ def _same(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-def plan_outputs(args: argparse.Namespace, source_kind: str, input_path: Path | None):
-    from vidseg.pipeline import Outputs
-
-    out = Outputs(alpha=args.alpha, resume=args.resume, stats=args.stats, crf=args.crf, preset=args.preset)
+def plan_outputs(args: argparse.Namespace, source_kind: str, input_path: Path | None) -> Writer:
+    """A ``Writer`` for what the flags ask, after checking every path before any work starts."""
+    video = images = image = labels = None
     if args.output is not None:
         suffix = args.output.suffix.lower()
         if input_path is not None and input_path.exists() and _same(args.output, input_path):
@@ -158,13 +167,13 @@ def plan_outputs(args: argparse.Namespace, source_kind: str, input_path: Path | 
         if source_kind == "images":
             if input_path is not None and input_path.is_file() and suffix in IMAGE_SUFFIXES:
                 _writable_dir(args.output.parent, "output folder")
-                out.image_file = args.output
+                image = args.output
             elif suffix in VIDEO_SUFFIXES:
                 raise VidsegError(f"for image inputs -o is a folder of overlay images, not {args.output}")
             else:
                 if input_path is not None and input_path.is_dir() and _same(args.output, input_path):
                     raise VidsegError("-o must not be the input folder: overlays would overwrite the images")
-                out.image_dir = _writable_dir(args.output, "output folder")
+                images = _writable_dir(args.output, "output folder")
         else:
             if suffix not in VIDEO_SUFFIXES:
                 raise VidsegError(f"for video inputs -o must be a video file ({', '.join(VIDEO_SUFFIXES)}), "
@@ -172,51 +181,41 @@ def plan_outputs(args: argparse.Namespace, source_kind: str, input_path: Path | 
             if args.output.is_dir():
                 raise VidsegError(f"output {args.output} is a folder")
             _writable_dir(args.output.parent, "output folder")
-            out.video = args.output
+            video = args.output
     if args.labels is not None:
         if input_path is not None and input_path.is_dir() and _same(args.labels, input_path):
             raise VidsegError("--labels must not be the input folder: label PNGs would overwrite the images")
-        out.labels_dir = _writable_dir(args.labels, "labels folder")
+        labels = _writable_dir(args.labels, "labels folder")
     if args.stats is not None:
         _writable_dir(args.stats.parent, "stats folder")
     if args.summary is not None:
         _writable_dir(args.summary.parent, "summary folder")
-    return out
+    return Writer(video=video, images=images, image=image, labels=labels, stats=args.stats, alpha=args.alpha,
+                  crf=args.crf, preset=args.preset, append_stats=args.resume)
 
 
 def process(args: argparse.Namespace) -> int:
-    from vidseg.engine import Engine
-    from vidseg.pipeline import Pipeline
+    from vidseg.api import Segmenter
     from vidseg.sources import open_source
 
     _check_flags(args)
+    # The input is opened first: a wrong camera, URL or file is a one-line error before the model compiles.
     source = open_source(args.input, args.recursive, args.start, args.end, args.reconnect_attempts)
     try:
-        input_path = None if source.live else Path(args.input)
-        outputs = plan_outputs(args, source.kind, input_path)
-        engine = Engine(args.model, args.device, args.hint or ("LATENCY" if source.live else "THROUGHPUT"),
-                        args.nireq, args.stride, args.precision_hint, args.cpu_streams)
-        if engine.stride > engine.info.window_size:
-            raise VidsegError(f"--stride {engine.stride} is larger than the window ({engine.info.window_size})")
+        writer = plan_outputs(args, source.kind, None if source.live else Path(args.input))
+        seg = Segmenter(args.model, args.device, performance=args.hint or ("LATENCY" if source.live else "THROUGHPUT"),
+                        nireq=args.nireq, stride=args.stride, precision=args.precision_hint,
+                        cpu_streams=args.cpu_streams)
         if not args.quiet:
-            print(f"vidseg: {args.device} -> {', '.join(engine.execution_devices)}, {engine.nireq} requests, "
-                  f"model {engine.info.name} {engine.info.precision}", file=sys.stderr)
-        pipeline = Pipeline(engine, source, outputs, args.max_frames, args.quiet)
+            print(f"vidseg: {args.device} -> {', '.join(seg.execution_devices)}, {seg.nireq} requests, "
+                  f"model {seg.model_info.name} {seg.model_info.precision}", file=sys.stderr)
+        stream = seg.stream(source, max_frames=args.max_frames,
+                            overlay_alpha=args.alpha if writer.wants_overlay else None,
+                            skip=writer.done if args.resume and source.kind == "images" else None)
     except BaseException:
         source.close()
         raise
-
-    def on_signal(signum: int, _frame: object) -> None:
-        if pipeline.interrupted:  # a second Ctrl-C: stop without finishing in-flight frames
-            pipeline.abort.set()
-        pipeline.interrupt()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        summary = pipeline.run()
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    summary = write_all(stream, writer, args.quiet)
     if args.summary is not None:
         write_json(args.summary, summary.to_dict())
     if not args.quiet:
@@ -227,6 +226,30 @@ def process(args: argparse.Namespace) -> int:
         raise VidsegError(f"no frames could be segmented from {args.input}"
                           + (f": {summary.failures[0]['error']}" if summary.failures else ""))
     return EXIT_SKIPPED if summary.skipped else EXIT_OK
+
+
+def write_all(stream: Stream, writer: Writer, quiet: bool) -> Summary:
+    """Every frame of the stream through the writer, with a progress bar. Ctrl-C or SIGTERM stops intake
+    and lets the frames in flight be written (exit 130); a second one drops them."""
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stream.stop(now=stream.stopping)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    progress = tqdm(total=stream.frame_count, unit="frame", disable=True if quiet else None, leave=False)
+    try:
+        with writer, stream:
+            for frame in stream:
+                t0 = time.thread_time()
+                writer.write(frame)
+                stream.summary.add_time("write", time.thread_time() - t0)
+                progress.update(1)
+    finally:
+        progress.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        stream.summary.audio_skipped = writer.audio_skipped
+    return stream.summary
 
 
 def info(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import numpy as np
 import openvino as ov
 
 from vidseg.cache import cache_dir
-from vidseg.errors import VidsegError, describe
+from vidseg.errors import DeviceError, ModelError, describe
 from vidseg.modeldir import ModelInfo, read_model
 from vidseg.protocol import FrameGeometry, frame_windows
 from vidseg.stitch import Stitcher
@@ -31,11 +31,12 @@ def check_device(core: ov.Core, device: str) -> None:
         return
     available = core.available_devices
     if not any(d == device or d.split(".")[0] == name for d in available):
-        raise VidsegError(f"device {device!r} is not available here (available: {', '.join(available)}, AUTO)")
+        raise DeviceError(f"device {device!r} is not available here (available: {', '.join(available)}, AUTO)")
 
 
 class Engine:
-    """A compiled Segmenter and its pool of asynchronous infer requests."""
+    """A compiled Segmenter. Runs take their own request pools from it (``queue``); ``segment`` uses one
+    request per calling thread."""
 
     def __init__(self, model_dir: Path, device: str = "AUTO", hint: str = "THROUGHPUT", nireq: int = 0,
                  stride: int | None = None, precision_hint: str = "f32", cpu_streams: int = 1):
@@ -43,7 +44,7 @@ class Engine:
         check_device(core, device)
         model, info = read_model(model_dir, core)
         if info.full_resolution_output:
-            raise VidsegError(f"{model_dir} was exported with --full-resolution-output for benchmarking; "
+            raise ModelError(f"{model_dir} was exported with --full-resolution-output for benchmarking; "
                               "convert without it to process media")
         self.info: ModelInfo = info
         self.stride = stride or info.window_stride
@@ -64,49 +65,62 @@ class Engine:
         try:
             self.compiled = core.compile_model(model, device, config)
         except RuntimeError as e:
-            raise VidsegError(f"cannot compile the model for {device}: {describe(e)}") from None
+            raise ModelError(f"cannot compile the model for {device}: {describe(e)}") from None
         self.device = device
         self.execution_devices: list[str] = list(self.compiled.get_property("EXECUTION_DEVICES"))
         # At least two requests even where one is "optimal": the next window is queued while one runs.
         self.nireq = nireq or max(2, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-        self.queue = ov.AsyncInferQueue(self.compiled, self.nireq)
-        self._on_result: Callable[[Any, np.ndarray], None] | None = None
-        self.error: BaseException | None = None
-        self._error_lock = threading.Lock()
-        self.queue.set_callback(self._callback)
+        self._requests = threading.local()
 
     def windows(self, frame: np.ndarray) -> tuple[FrameGeometry, np.ndarray]:
         """The frame's geometry and its u8 NHWC windows, rescaled as the protocol says."""
         i = self.info
         return frame_windows(frame, i.short_side, i.long_side_cap, i.window_size, self.stride)
 
-    def on_result(self, fn: Callable[[Any, np.ndarray], None]) -> None:
-        """``fn(key, logits)`` runs on an OpenVINO thread for each finished window."""
-        self._on_result = fn
+    def queue(self, on_result: Callable[[Any, np.ndarray], None]) -> WindowQueue:
+        """A fresh pool of requests for one run: runs sharing the engine never see each other's results."""
+        return WindowQueue(self.compiled, self.nireq, on_result)
+
+    def segment(self, frame: np.ndarray, stitcher: Stitcher | None = None) -> np.ndarray:
+        """Synchronous labels for one BGR frame. Each calling thread gets its own infer request, so
+        threads sharing the engine run concurrently instead of corrupting one request."""
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        return label_frame(request, frame, self.info, self.stride, stitcher or Stitcher())
+
+
+class WindowQueue:
+    """An ``AsyncInferQueue`` whose callback copies each window's logits out and hands them on.
+
+    ``on_result(key, logits)`` runs on OpenVINO's threads; an exception there would be lost, so the first
+    one is kept and re-raised by ``raise_if_failed`` in whichever thread polls.
+    """
+
+    def __init__(self, compiled: ov.CompiledModel, nireq: int, on_result: Callable[[Any, np.ndarray], None]):
+        self._queue = ov.AsyncInferQueue(compiled, nireq)
+        self._on_result = on_result
+        self.error: BaseException | None = None
+        self._error_lock = threading.Lock()
+        self._queue.set_callback(self._callback)
 
     def _callback(self, request: ov.InferRequest, key: Any) -> None:
         try:
-            logits = request.get_output_tensor(0).data[0].copy()
-            if self._on_result is not None:
-                self._on_result(key, logits)
-        except BaseException as e:  # surfaced by raise_if_failed(): an exception here would be lost
+            self._on_result(key, request.get_output_tensor(0).data[0].copy())
+        except BaseException as e:  # noqa: BLE001 - surfaced by raise_if_failed()
             with self._error_lock:
                 self.error = self.error or e
 
     def submit(self, window: np.ndarray, key: Any) -> None:
         """Blocks while every request is busy: the natural back-pressure on the decoder."""
-        self.queue.start_async({0: window[None]}, key)
+        self._queue.start_async({0: window[None]}, key)
 
     def raise_if_failed(self) -> None:
         if self.error is not None:
             raise self.error
 
     def wait_all(self) -> None:
-        self.queue.wait_all()
-
-    def segment(self, frame: np.ndarray) -> np.ndarray:
-        """Synchronous labels for one BGR frame (verification and small jobs; the pipeline is async)."""
-        return label_frame(self.compiled.create_infer_request(), frame, self.info, self.stride, Stitcher())
+        self._queue.wait_all()
 
 
 def label_frame(request: ov.InferRequest, frame: np.ndarray, info: ModelInfo, stride: int,

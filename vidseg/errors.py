@@ -1,7 +1,8 @@
-"""The one exception type users see, and the exit codes the README documents.
+"""The exceptions users see, and the exit codes the README documents.
 
-Everything a user can get wrong (paths, media, flags, models) is raised as ``VidsegError`` with a message
-that names the problem; ``cli.main`` prints it as one line. Anything else is a bug and keeps its traceback.
+Everything a user can get wrong (paths, media, flags, models, arrays) is raised as a ``VidsegError`` with a
+message that names the problem; ``cli.main`` prints it as one line. The subclasses let Python callers tell
+a bad model from a bad input without parsing messages. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -20,8 +21,20 @@ class VidsegError(Exception):
         self.exit_code = exit_code
 
 
-class Interrupted(Exception):
-    """Raised in the main thread when SIGINT/SIGTERM asked the run to stop."""
+class ModelError(VidsegError):
+    """The model directory is missing, incomplete, corrupt or cannot be compiled for the device."""
+
+
+class DeviceError(VidsegError):
+    """The OpenVINO device asked for does not exist on this machine."""
+
+
+class InputError(VidsegError):
+    """An input (file, folder, glob, camera, URL) cannot be found or opened."""
+
+
+class ImageError(VidsegError, ValueError):
+    """An image or array that cannot be segmented: unreadable file, wrong dtype, shape or channel count."""
 
 
 def describe(e: BaseException) -> str:

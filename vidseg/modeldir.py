@@ -19,7 +19,7 @@ from xml.etree import ElementTree
 
 import openvino as ov
 
-from vidseg.errors import VidsegError, describe
+from vidseg.errors import ModelError, describe
 
 METADATA_RT_PATH = ["vidseg", "metadata"]
 IR_NAME = "model.xml"
@@ -66,25 +66,25 @@ def read_model(model_dir: Path, core: ov.Core) -> tuple[ov.Model, ModelInfo]:
     xml = model_dir / IR_NAME if model_dir.is_dir() else model_dir
     if not xml.exists():
         if model_dir == DEFAULT_MODEL_DIR or not model_dir.exists():
-            raise VidsegError(
+            raise ModelError(
                 f"no model at {model_dir}: run 'vidseg convert' (downloads the default checkpoint) or "
                 f"'vidseg convert --checkpoint PATH -o {model_dir}' offline, or pass --model DIR")
-        raise VidsegError(f"{model_dir} is not a vidseg model directory (no {IR_NAME})")
+        raise ModelError(f"{model_dir} is not a vidseg model directory (no {IR_NAME})")
     if not xml.with_suffix(".bin").exists():
-        raise VidsegError(f"model {xml} is incomplete: {xml.with_suffix('.bin').name} is missing")
+        raise ModelError(f"model {xml} is incomplete: {xml.with_suffix('.bin').name} is missing")
     try:  # checked first: on a broken file OpenVINO tries every frontend, and some log noise to stderr
         ElementTree.parse(xml)
     except ElementTree.ParseError as e:
-        raise VidsegError(f"model {xml} is corrupt: not valid IR XML ({e})") from None
+        raise ModelError(f"model {xml} is corrupt: not valid IR XML ({e})") from None
     try:
         model = core.read_model(str(xml))
     except RuntimeError as e:
-        raise VidsegError(f"model {xml} is corrupt: {describe(e)}") from None
+        raise ModelError(f"model {xml} is corrupt: {describe(e)}") from None
     if not model.has_rt_info(METADATA_RT_PATH):
-        raise VidsegError(f"model {xml} has no vidseg metadata: convert it with 'vidseg convert'")
+        raise ModelError(f"model {xml} has no vidseg metadata: convert it with 'vidseg convert'")
     try:
         info = ModelInfo.from_dict(json.loads(model.get_rt_info(METADATA_RT_PATH).astype(str)))
     except (ValueError, TypeError, KeyError) as e:
-        raise VidsegError(f"model {xml} has unreadable metadata: {e}") from None
+        raise ModelError(f"model {xml} has unreadable metadata: {e}") from None
     return model, info
 

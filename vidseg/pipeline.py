@@ -1,16 +1,18 @@
-"""The streaming pipeline: decode -> windows -> OpenVINO -> stitch -> render -> write, all overlapped.
+"""The streaming pipeline: decode -> windows -> OpenVINO -> stitch -> render -> the caller, all overlapped.
 
     reader thread      decodes frames into a small queue (live sources drop the oldest when it is full)
-    main thread        rescales and cuts windows, submits them to the AsyncInferQueue (blocks when busy)
+    submit thread      rescales and cuts windows, submits them to the run's WindowQueue (blocks when busy)
     OpenVINO threads   callbacks copy each window's logits into its frame; a finished frame is posted
-    post thread        takes frames strictly in input order, stitches labels, renders the overlay
-    writer thread      writes video / PNGs / stats and drives the progress bar
+    post thread        takes frames strictly in input order, stitches labels, renders the overlay if asked
+    caller's thread    iterates the ``Stream``: ``FrameResult`` objects in input order
 
-Memory is bounded by construction: both queues are small and a semaphore caps the frames between submit
-and post. Two events steer shutdown. ``halt`` (end of input, Ctrl-C, SIGTERM) stops intake but lets the
-frames already in flight finish and be written; ``abort`` (any stage failed) stops everything. Every
-blocking call has a timeout so a stage notices either event, sentinels are sent in ``finally`` blocks,
-outputs are closed on every path, and the first error is re-raised in the main thread.
+The command line is one such caller (it writes what it gets); a Python program is another. Memory is
+bounded by construction: every queue is small and a semaphore caps the frames between submit and post.
+Two events steer shutdown. ``halt`` (end of input, ``stop()``, Ctrl-C in the CLI) stops intake but lets the
+frames already in flight finish and be handed over; ``abort`` (a stage failed, ``stop(now=True)``, the
+caller closed or abandoned the stream) stops everything. Every blocking call has a timeout so a stage
+notices either event, sentinels are sent in ``finally`` blocks, and the first error is re-raised in the
+caller's thread.
 """
 
 from __future__ import annotations
@@ -18,39 +20,24 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from vidseg.engine import Engine
+from vidseg.errors import VidsegError
 from vidseg.protocol import FrameGeometry
 from vidseg.render import Palette
-from vidseg.sinks import StatsSink, VideoSink, labels_json, write_image, write_json, write_label_png
+from vidseg.result import FrameResult
 from vidseg.sources import Frame, Source
 from vidseg.stitch import Stitcher
 from vidseg.summary import Summary
 
 POLL_S = 0.1
 END = object()  # queue sentinel
-
-
-@dataclass
-class Outputs:
-    """What the user asked for; paths already validated by the CLI."""
-
-    video: Path | None = None  # overlay video (video and live inputs)
-    image_dir: Path | None = None  # overlay images (image inputs)
-    image_file: Path | None = None  # overlay of a single image input
-    labels_dir: Path | None = None
-    stats: Path | None = None
-    alpha: float = 0.5
-    resume: bool = False
-    crf: int = 20
-    preset: str = "superfast"
 
 
 @dataclass
@@ -64,46 +51,153 @@ class _Job:
     finished: float = 0.0
 
 
-@dataclass
-class _Done:
-    job: _Job
-    labels: np.ndarray | None
-    overlay: np.ndarray | None
+class Stream:
+    """Segmented frames of one input, in input order, while the next ones are decoded and inferred.
 
+    Made by ``Segmenter.stream()``. Iterate it once, from one thread; the pipeline starts when the loop
+    does. Leaving the loop early (``break``), calling ``close()`` or leaving its ``with`` block stops every
+    thread it started and releases the input. ``summary`` holds counts,
+    failures (unreadable images in a folder are skipped and listed there) and time per stage.
 
-class Pipeline:
-    def __init__(self, engine: Engine, source: Source, outputs: Outputs, max_frames: int | None = None,
-                 quiet: bool = False):
-        self.engine, self.source, self.out = engine, source, outputs
-        self.max_frames = max_frames
-        self.quiet = quiet
-        self.palette = Palette(engine.info.class_colors)
-        self.stitcher = Stitcher()
+    >>> with seg.stream(video_path) as frames:
+    ...     for frame in frames:
+    ...         if frame.index == 1:
+    ...             break
+    >>> frames.summary.frames_out
+    2
+    """
+
+    def __init__(self, engine: Engine, source: Source, palette: Palette, max_frames: int | None = None,
+                 overlay_alpha: float | None = None):
+        self._engine, self._source, self._palette = engine, source, palette
+        self._class_names = tuple(engine.info.class_names)
+        self.max_frames, self.overlay_alpha = max_frames, overlay_alpha
+        self._stitcher = Stitcher()
         self.summary = Summary(source=source.kind, device=engine.device,
                                execution_devices=engine.execution_devices, nireq=engine.nireq)
-        self.halt = threading.Event()
-        self.abort = threading.Event()
+        self._halt = threading.Event()
+        self._abort = threading.Event()
         self._error: BaseException | None = None
         self._decoded: queue.Queue[Any] = queue.Queue(maxsize=2)
-        self._to_write: queue.Queue[Any] = queue.Queue(maxsize=3)
+        self._results: queue.Queue[Any] = queue.Queue(maxsize=3)
         self._inflight = threading.Semaphore(engine.nireq + 2)
         self._done: dict[int, _Job] = {}
         self._cond = threading.Condition()
         self._total: int | None = None
-        self.interrupted = False
-        engine.on_result(self._on_window)
-        if outputs.resume and source.kind == "images":
-            source.skip = self._already_done
+        self._queue = engine.queue(self._on_window)
+        self._threads: list[threading.Thread] = []
+        self._started = 0.0
+        self.stopping = False  # stop() was asked for
+        self.closed = False
+
+    # --- what the input is ---------------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        """``video``, ``images``, ``arrays``, ``stream`` or ``camera``."""
+        return self._source.kind
+
+    @property
+    def live(self) -> bool:
+        return self._source.live
+
+    @property
+    def fps(self) -> Fraction | None:
+        """The input's frame rate as an exact fraction (30000/1001, not 29), if it has one."""
+        return self._source.fps
+
+    @property
+    def frame_count(self) -> int | None:
+        """Frames expected (from the container, the file list or ``max_frames``); None when unknown."""
+        n = self._source.frame_count
+        if self.max_frames is not None:
+            n = min(n, self.max_frames) if n is not None else self.max_frames
+        return n
+
+    # --- the caller's side ---------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[FrameResult]:
+        """Starts the pipeline. A generator, so that a loop left with ``break`` closes the run at once:
+        the threads refer to the stream, never to this generator, which is dropped with the loop."""
+        if self._threads or self.closed:
+            raise VidsegError("a stream can be iterated only once; make another with Segmenter.stream()")
+        self._start()
+        completed = False
+        try:
+            while (item := self._next_result()) is not END:
+                self.summary.frames_out += 1
+                yield item
+            completed = True
+        finally:
+            self.close(raise_error=completed)
+
+    def _next_result(self) -> Any:
+        while True:
+            try:
+                return self._results.get(timeout=POLL_S)
+            except queue.Empty:
+                if self._abort.is_set():
+                    return END
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(raise_error=exc[0] is None)
+
+    def stop(self, now: bool = False) -> None:
+        """Stop reading input. Frames already in flight are still handed over unless ``now``. Safe to call
+        from a signal handler; ``summary.interrupted`` records it."""
+        self.stopping = True
+        self.summary.interrupted = True
+        self._halt.set()
+        if now:
+            self._abort.set()
+
+    def close(self, raise_error: bool = True) -> None:
+        """End the run: stop every stage, wait for OpenVINO, release the input. Idempotent. Re-raises the
+        first error a stage met unless ``raise_error`` is false."""
+        if not self.closed:
+            self.closed = True
+            self._abort.set()  # a no-op when the run ended by itself; otherwise nobody will take more results
+            self._halt.set()
+            try:
+                for t in self._threads:
+                    if t.name != "post":
+                        t.join()
+                self._queue.wait_all()  # no callback may run once the run is over
+            except BaseException as e:  # noqa: BLE001 - the first error is the one reported
+                self._fail(e)
+            finally:
+                for t in self._threads:
+                    t.join()
+                self._source.close()
+                self._finish_summary()
+        if raise_error and self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _finish_summary(self) -> None:
+        s = self.summary
+        s.wall_s = time.perf_counter() - self._started if self._started else 0.0
+        s.decode_errors = self._source.decode_errors
+        s.gaps = self._source.gaps
+        s.approximate_blocks = self._stitcher.approximate_blocks
 
     # --- shutdown plumbing -------------------------------------------------------------------------
+    def _start(self) -> None:
+        self._started = time.perf_counter()
+        self._threads = [threading.Thread(target=self._guard(fn), name=name, daemon=True)
+                         for name, fn in (("read", self._read), ("submit", self._submit), ("post", self._post))]
+        for t in self._threads:
+            t.start()
+
     def _fail(self, e: BaseException) -> None:
         if self._error is None:
             self._error = e
-        self.abort.set()
-        self.halt.set()
+        self._abort.set()
+        self._halt.set()
 
     def _put(self, q: queue.Queue[Any], item: Any) -> bool:
-        while not self.abort.is_set():
+        while not self._abort.is_set():
             try:
                 q.put(item, timeout=POLL_S)
                 return True
@@ -112,7 +206,7 @@ class Pipeline:
         return False
 
     def _get(self, q: queue.Queue[Any]) -> Any:
-        while not self.abort.is_set():
+        while not self._abort.is_set():
             try:
                 return q.get(timeout=POLL_S)
             except queue.Empty:
@@ -126,7 +220,7 @@ class Pipeline:
                 q.put_nowait(END)
                 return
             except queue.Full:
-                if self.abort.is_set():
+                if self._abort.is_set():
                     try:
                         q.get_nowait()
                     except queue.Empty:
@@ -134,62 +228,26 @@ class Pipeline:
                 else:
                     time.sleep(POLL_S)
 
-    # --- stages ------------------------------------------------------------------------------------
-    def run(self) -> Summary:
-        started = time.perf_counter()
-        threads = [threading.Thread(target=self._guard(fn), name=fn.__name__, daemon=True)
-                   for fn in (self._read, self._post, self._write)]
-        for t in threads:
-            t.start()
-        try:
-            self._guard(self._submit)()
-        finally:
-            self._drain_engine()
-            for t in threads:
-                t.join()
-            self.source.close()
-            self.summary.wall_s = time.perf_counter() - started
-            self.summary.decode_errors = self.source.decode_errors
-            self.summary.gaps = self.source.gaps
-            self.summary.approximate_blocks = self.stitcher.approximate_blocks
-            self.summary.interrupted = self.interrupted
-        if self._error is not None:
-            raise self._error
-        return self.summary
-
-    def interrupt(self) -> None:
-        """Ctrl-C or SIGTERM: stop intake, finish what is in flight, report exit 130."""
-        self.interrupted = True
-        self.halt.set()
-
-    def _drain_engine(self) -> None:
-        """No callback may run once the run is over; wait for OpenVINO whatever state we are in."""
-        try:
-            self.engine.wait_all()
-        except Exception:  # noqa: BLE001 - the first error is the one reported
-            if self._error is None:
-                raise
-
     def _guard(self, fn: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
             try:
                 fn()
-            except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
                 self._fail(e)
-        run.__name__ = fn.__name__
         return run
 
+    # --- stages ------------------------------------------------------------------------------------
     def _read(self) -> None:
         try:
-            frames = self.source.frames()
-            while not self.halt.is_set():
+            frames = self._source.frames()
+            while not self._halt.is_set():
                 t0 = time.thread_time()
                 frame = next(frames, None)
                 if frame is None or (self.max_frames is not None and frame.index >= self.max_frames):
                     break
                 self.summary.add_time("decode", time.thread_time() - t0)
                 self.summary.frames_in += 1
-                if self.source.live:
+                if self._source.live:
                     self._offer_latest(frame)
                 elif not self._put(self._decoded, frame):
                     break
@@ -214,26 +272,26 @@ class Pipeline:
         try:
             while True:
                 frame = self._get(self._decoded)
-                if frame is END or self.abort.is_set():
+                if frame is END or self._abort.is_set():
                     break
-                self.engine.raise_if_failed()
+                self._queue.raise_if_failed()
                 job = _Job(seq, frame)
                 seq += 1
-                if frame.image is None:
+                if frame.image is None:  # unreadable or already done: keeps its place in the order
                     self._post_job(job)
                     continue
                 while not self._inflight.acquire(timeout=POLL_S):
-                    if self.abort.is_set():
+                    if self._abort.is_set():
                         return
                 t0 = time.thread_time()
-                job.geo, windows = self.engine.windows(frame.image)
+                job.geo, windows = self._engine.windows(frame.image)
                 self.summary.add_time("preprocess", time.thread_time() - t0)
-                job.logits = np.empty((len(windows), self.engine.info.n_classes, self.engine.grid,
-                                       self.engine.grid), dtype=np.float32)
+                job.logits = np.empty((len(windows), self._engine.info.n_classes, self._engine.grid,
+                                       self._engine.grid), dtype=np.float32)
                 job.remaining = len(windows)
                 job.submitted = time.perf_counter()
                 for i, w in enumerate(windows):
-                    self.engine.submit(w, (job, i))
+                    self._queue.submit(w, (job, i))
         finally:
             with self._cond:
                 self._total = seq
@@ -259,110 +317,46 @@ class Pipeline:
             seq = 0
             while True:
                 with self._cond:
-                    while seq not in self._done and not self.abort.is_set():
+                    while seq not in self._done and not self._abort.is_set():
                         if self._total is not None and seq >= self._total:
                             return
                         self._cond.wait(POLL_S)
-                        self.engine.raise_if_failed()
-                    if self.abort.is_set():
+                        self._queue.raise_if_failed()
+                    if self._abort.is_set():
                         return
                     job = self._done.pop(seq)
                 seq += 1
                 if job.frame.image is None:
-                    self._put(self._to_write, _Done(job, None, None))
+                    self._record_unsegmented(job.frame)
                     continue
                 self._inflight.release()
-                self.summary.add_time("inference", job.finished - job.submitted)
-                t0 = time.thread_time()
-                labels = self.stitcher.labels(job.logits, job.geo)
-                job.logits = None
-                t1 = time.thread_time()
-                overlay = None
-                if self.out.video or self.out.image_dir or self.out.image_file:
-                    overlay = self.palette.overlay(job.frame.image, labels, self.out.alpha)
-                self.summary.add_time("stitch", t1 - t0)
-                self.summary.add_time("render", time.thread_time() - t1)
-                if not self._put(self._to_write, _Done(job, labels, overlay)):
+                if not self._put(self._results, self._finish(job)):
                     return
         finally:
-            self._put_end(self._to_write)
+            self._put_end(self._results)
 
-    def _write(self) -> None:
-        video = None
-        stats = None
-        if self.out.video:
-            video = VideoSink(self.out.video, self.source.time_base, self.source.fps, self.out.crf,
-                              self.out.preset, self.source.audio)
-        progress = tqdm(total=self._expected_frames(), unit="frame", disable=True if self.quiet else None,
-                        leave=False)
-        try:
-            if self.out.labels_dir:
-                write_json(self.out.labels_dir / "labels.json",
-                           labels_json(self.engine.info.class_names, self.palette))
-            if self.out.stats:
-                stats = StatsSink(self.out.stats, self.engine.info.class_names, append=self.out.resume)
-            while True:
-                item = self._get(self._to_write)
-                if item is END:
-                    break
-                t0 = time.thread_time()
-                self._write_one(item, video, stats)
-                self.summary.add_time("write", time.thread_time() - t0)
-                progress.update(1)
-            if video is not None and video.frames:
-                for packet in self.source.trailing_packets:
-                    video.mux_audio(packet)
-        finally:
-            progress.close()
-            if stats is not None:
-                stats.close()
-            if video is not None:
-                if video.frames:
-                    video.close()
-                else:
-                    video.abandon()
-                self.summary.audio_skipped = video.audio_skipped
+    def _record_unsegmented(self, frame: Frame) -> None:
+        if frame.resumed:
+            self.summary.resumed += 1
+        else:
+            self.summary.fail(str(frame.name or frame.index), frame.error or "unreadable")
 
-    def _expected_frames(self) -> int | None:
-        n = self.source.frame_count
-        if self.max_frames is not None:
-            n = min(n, self.max_frames) if n is not None else self.max_frames
-        return n
-
-    def _write_one(self, done: _Done, video: VideoSink | None, stats: StatsSink | None) -> None:
-        frame = done.job.frame
-        if frame.image is None:
-            if frame.resumed:
-                self.summary.resumed += 1
-            else:
-                self.summary.fail(str(frame.name or frame.index), frame.error or "unreadable")
-            return
-        if video is not None:
-            video.write(done.overlay, frame.pts, frame.packets)
-        if self.out.image_file is not None:
-            write_image(self.out.image_file, done.overlay)
-        if self.out.image_dir is not None:
-            write_image(self.out.image_dir / frame.name.with_suffix(".png"), done.overlay)
-        if self.out.labels_dir is not None:
-            write_label_png(self.out.labels_dir / self._label_name(frame), done.labels, self.palette)
-        if stats is not None:
-            record: dict[str, Any] = {"frame": frame.index}
-            if frame.name is not None:
-                record["name"] = str(frame.name)
-            if frame.pts is not None:
-                record["time"] = round(float(frame.pts * self.source.time_base), 6)
-            stats.write(record, done.labels)
-        self.summary.frames_out += 1
-
-    @staticmethod
-    def _label_name(frame: Frame) -> Path:
-        return frame.name.with_suffix(".png") if frame.name is not None else Path(f"{frame.index:06d}.png")
-
-    def _already_done(self, name: Path) -> bool:
-        """--resume: an image counts as done when every output it would get exists (they are atomic)."""
-        wanted = []
-        if self.out.labels_dir:
-            wanted.append(self.out.labels_dir / name.with_suffix(".png"))
-        if self.out.image_dir:
-            wanted.append(self.out.image_dir / name.with_suffix(".png"))
-        return bool(wanted) and all(p.exists() for p in wanted)
+    def _finish(self, job: _Job) -> FrameResult:
+        """Stitch (and render) one frame; the result in the caller's channel order."""
+        self.summary.add_time("inference", job.finished - job.submitted)
+        t0 = time.thread_time()
+        labels = self._stitcher.labels(job.logits, job.geo)
+        job.logits = None
+        t1 = time.thread_time()
+        frame, source = job.frame, self._source
+        rendered = None
+        if self.overlay_alpha is not None:
+            overlay = self._palette.overlay(frame.image, labels, self.overlay_alpha)
+            rendered = (self.overlay_alpha, overlay[:, :, ::-1] if source.rgb else overlay)
+        self.summary.add_time("stitch", t1 - t0)
+        self.summary.add_time("render", time.thread_time() - t1)
+        return FrameResult(
+            labels=labels, palette=self._palette, class_names=self._class_names, rgb=source.rgb,
+            index=frame.index, image=frame.image[:, :, ::-1] if source.rgb else frame.image,
+            time=float(frame.pts * source.time_base) if frame.pts is not None else None, name=frame.name,
+            pts=frame.pts, rendered=rendered, source=source, audio=frame.packets)

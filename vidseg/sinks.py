@@ -162,8 +162,7 @@ class VideoSink:
 class StatsSink:
     """Per-frame class pixel fractions as JSON lines, flushed line by line."""
 
-    def __init__(self, path: Path, class_names: list[str], append: bool = False):
-        self.class_names = class_names
+    def __init__(self, path: Path, append: bool = False):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -171,11 +170,8 @@ class StatsSink:
         except OSError as e:
             raise VidsegError(f"cannot write {path}: {e.strerror}") from None
 
-    def write(self, record: dict[str, Any], labels: np.ndarray) -> None:
-        counts = np.bincount(labels.ravel(), minlength=len(self.class_names))
-        total = labels.size
-        order = np.argsort(-counts)
-        record["classes"] = {self.class_names[i]: round(counts[i] / total, 6) for i in order if counts[i]}
+    def write(self, record: dict[str, Any], fractions: dict[str, float]) -> None:
+        record["classes"] = fractions
         try:
             self._file.write(json.dumps(record) + "\n")
             self._file.flush()

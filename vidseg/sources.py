@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import glob
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -19,8 +19,8 @@ import av
 import cv2
 import numpy as np
 
-from vidseg.errors import VidsegError
-from vidseg.images import IMAGE_SUFFIXES, read_image
+from vidseg.errors import InputError, VidsegError
+from vidseg.images import IMAGE_SUFFIXES, image_array, read_image
 
 LIVE_TIME_BASE = Fraction(1, 1000)  # live sources are stamped by the wall clock, in milliseconds
 ROTATIONS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
@@ -44,6 +44,7 @@ class Source:
 
     kind = "video"
     live = False
+    rgb = False  # frames are handed back in RGB order (arrays given with rgb=True)
     frame_count: int | None = None
     fps: Fraction | None = None
     time_base: Fraction = LIVE_TIME_BASE
@@ -72,17 +73,17 @@ def open_source(spec: str, recursive: bool = False, start: float | None = None, 
         pattern = "**/*" if recursive else "*"
         files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise VidsegError(f"no images in folder {path} (suffixes: {', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise InputError(f"no images in folder {path} (suffixes: {', '.join(sorted(IMAGE_SUFFIXES))})")
         return ImageSource(files, path)
     if not path.exists() and any(c in spec for c in "*?["):
         files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
         if not files:
-            raise VidsegError(f"no files match {spec}")
+            raise InputError(f"no files match {spec}")
         return ImageSource(files, _glob_root(spec))
     if not path.exists():
-        raise VidsegError(f"input not found: {spec}")
+        raise InputError(f"input not found: {spec}")
     if not path.is_file():
-        raise VidsegError(f"input is not a file, folder or camera: {spec}")
+        raise InputError(f"input is not a file, folder or camera: {spec}")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         image = read_image(path)  # a lone image that cannot be read is a usage error, not a skipped item
         return ImageSource([path], path.parent, preloaded=image)
@@ -110,13 +111,13 @@ class VideoSource(Source):
         try:
             self.container = av.open(str(path), metadata_errors="ignore")
         except av.error.FFmpegError as e:
-            raise VidsegError(f"{path}: not a readable video ({e.strerror or type(e).__name__})") from None
+            raise InputError(f"{path}: not a readable video ({e.strerror or type(e).__name__})") from None
         if not self.container.streams.video:
             self.container.close()
-            raise VidsegError(f"{path}: no video stream")
+            raise InputError(f"{path}: no video stream")
         self.stream = self.container.streams.video[0]
         if self.stream.codec_context is None or not self.stream.codec_context.codec.is_decoder:
-            raise VidsegError(f"{path}: no decoder for its video codec")
+            raise InputError(f"{path}: no decoder for its video codec")
         # One decoding thread: the model keeps every core busy, so FFmpeg's extra threads would only contend.
         self.stream.codec_context.thread_count = 1
         self.audio = self.container.streams.audio[0] if self.container.streams.audio else None
@@ -194,6 +195,23 @@ class ImageSource(Source):
                 yield Frame(i, None, name=name, error=str(e))
 
 
+class ArraySource(Source):
+    """Images already in memory (a list, or a generator such as a robot's camera loop), in order.
+
+    A bad array is the caller's programming error, not a damaged file, so it raises rather than being
+    skipped like an unreadable image in a folder."""
+
+    kind = "arrays"
+
+    def __init__(self, images: Iterable[np.ndarray], rgb: bool = False):
+        self.images, self.rgb = images, rgb
+        self.frame_count = len(images) if isinstance(images, Sequence) else None
+
+    def frames(self) -> Iterator[Frame]:
+        for i, image in enumerate(self.images):
+            yield Frame(i, image_array(image, self.rgb))
+
+
 class _LiveSource(Source):
     """Reconnects with exponential backoff when the source drops; stamps frames by the wall clock."""
 
@@ -221,7 +239,7 @@ class _LiveSource(Source):
             self._open()
         except (av.error.FFmpegError, OSError, VidsegError) as e:
             self.close()
-            raise VidsegError(f"cannot read from {self.describe()}: {e}") from None
+            raise InputError(f"cannot read from {self.describe()}: {e}") from None
 
     def _is_open(self) -> bool:
         raise NotImplementedError
@@ -269,7 +287,7 @@ class StreamSource(_LiveSource):
         options = {"rtsp_transport": "tcp"} if self.url.startswith("rtsp") else {}
         self.container = av.open(self.url, options=options, timeout=(10.0, 10.0))
         if not self.container.streams.video:
-            raise VidsegError(f"{self.url}: no video stream")
+            raise InputError(f"{self.url}: no video stream")
         self.fps = self.container.streams.video[0].average_rate
 
     def _read(self) -> Iterator[np.ndarray]:
@@ -303,7 +321,7 @@ class CameraSource(_LiveSource):
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our one-line errors say it all
         self.capture = cv2.VideoCapture(self.index)
         if not self.capture.isOpened():
-            raise VidsegError(f"camera {self.index} cannot be opened")
+            raise InputError(f"camera {self.index} cannot be opened")
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = Fraction(fps).limit_denominator(1001) if fps > 0 else None
 

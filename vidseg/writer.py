@@ -1,0 +1,133 @@
+"""Writing a stream's results to disk exactly as ``vidseg process`` does, for the CLI and for Python.
+
+One ``Writer`` takes every output at once (overlay video, overlay images, label PNGs, per-frame stats)
+because they share decisions: a frame's file name, its timestamp, the audio to copy before it, and what
+``--resume`` counts as done. The files themselves are made by ``sinks``, atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vidseg.errors import VidsegError
+from vidseg.result import FrameResult
+from vidseg.sinks import StatsSink, VideoSink, labels_json, write_image, write_json, write_label_png
+
+
+class Writer:
+    """Writes ``FrameResult`` objects: overlay video and/or images, label PNGs, stats lines.
+
+    >>> with seg.stream(video_path, max_frames=3) as frames, Writer(video=out_dir / "overlay.mp4",
+    ...                                                             labels=out_dir / "labels") as out:
+    ...     for frame in frames:
+    ...         out.write(frame)
+    >>> sorted(p.name for p in (out_dir / "labels").iterdir())
+    ['000000.png', '000001.png', '000002.png', 'labels.json']
+
+    ``video`` keeps each frame's timestamp and copies the input's audio (H.264 yuv420p in .mp4/.mov/.mkv);
+    ``images`` is a folder of overlay images named like the inputs, ``image`` one overlay file;
+    ``labels`` a folder of 8-bit palette PNGs (pixel = class id) plus ``labels.json``; ``stats`` a JSON
+    lines file of class shares per frame. Leaving the ``with`` block (or ``close()``) finishes the video,
+    also after an error: what was written stays playable.
+    """
+
+    def __init__(self, *, video: str | Path | None = None, images: str | Path | None = None,
+                 image: str | Path | None = None, labels: str | Path | None = None,
+                 stats: str | Path | None = None, alpha: float = 0.5, crf: int = 20, preset: str = "superfast",
+                 append_stats: bool = False):
+        if not 0.0 <= alpha <= 1.0:
+            raise VidsegError(f"alpha must be between 0 and 1, got {alpha}")
+        self.video_path = Path(video) if video is not None else None
+        self.image_dir = Path(images) if images is not None else None
+        self.image_file = Path(image) if image is not None else None
+        self.labels_dir = Path(labels) if labels is not None else None
+        self.stats_path = Path(stats) if stats is not None else None
+        self.alpha, self.crf, self.preset, self.append_stats = alpha, crf, preset, append_stats
+        self._video: VideoSink | None = None
+        self._stats: StatsSink | None = None
+        self._source: Any = None
+        self._started = False
+        self._closed = False
+        self.frames = 0
+
+    @property
+    def wants_overlay(self) -> bool:
+        """Whether any output shows the overlay (the stream can then render it in its own thread)."""
+        return any(p is not None for p in (self.video_path, self.image_dir, self.image_file))
+
+    @property
+    def audio_skipped(self) -> str | None:
+        """Why the input's audio could not be copied into the video, if it could not."""
+        return self._video.audio_skipped if self._video is not None else None
+
+    def done(self, name: Path) -> bool:
+        """``--resume``: an input image counts as done when every output it would get exists (they are
+        written atomically, so existing means complete)."""
+        wanted = [d / name.with_suffix(".png") for d in (self.labels_dir, self.image_dir) if d is not None]
+        return bool(wanted) and all(p.exists() for p in wanted)
+
+    def write(self, frame: FrameResult) -> None:
+        if not self._started:
+            self._start(frame)
+        if self._video is not None:
+            self._video.write(self._overlay_bgr(frame), frame.pts, frame.audio)
+        if self.image_file is not None:
+            write_image(self.image_file, self._overlay_bgr(frame))
+        if self.image_dir is not None:
+            if frame.name is None:
+                raise VidsegError("overlay images need named frames (image inputs); use video= for videos")
+            write_image(self.image_dir / frame.name.with_suffix(".png"), self._overlay_bgr(frame))
+        if self.labels_dir is not None:
+            write_label_png(self.labels_dir / self._label_name(frame), frame.labels, frame.palette)
+        if self._stats is not None:
+            record: dict[str, Any] = {"frame": frame.index}
+            if frame.name is not None:
+                record["name"] = str(frame.name)
+            if frame.time is not None:
+                record["time"] = round(frame.time, 6)
+            self._stats.write(record, frame.fractions())
+        self.frames += 1
+
+    def _start(self, frame: FrameResult) -> None:
+        self._started, self._source = True, frame.source
+        if self.labels_dir is not None:
+            write_json(self.labels_dir / "labels.json", labels_json(list(frame.class_names), frame.palette))
+        if self.stats_path is not None:
+            self._stats = StatsSink(self.stats_path, append=self.append_stats)
+        if self.video_path is not None:
+            s = frame.source
+            self._video = VideoSink(self.video_path, s.time_base, s.fps, self.crf, self.preset, s.audio)
+
+    def _overlay_bgr(self, frame: FrameResult) -> Any:
+        overlay = frame.overlay(alpha=self.alpha)
+        return overlay[:, :, ::-1] if frame.rgb else overlay
+
+    @staticmethod
+    def _label_name(frame: FrameResult) -> Path:
+        return frame.name.with_suffix(".png") if frame.name is not None else Path(f"{frame.index:06d}.png")
+
+    def close(self, complete: bool = True) -> None:
+        """Finish every file. ``complete``: the input was read to its end, so audio after the last frame is
+        copied too. A video with no frame is not left behind. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if complete and self._video is not None and self._video.frames:
+                for packet in self._source.trailing_packets:
+                    self._video.mux_audio(packet)
+        finally:
+            if self._stats is not None:
+                self._stats.close()
+            if self._video is not None:
+                if self._video.frames:
+                    self._video.close()
+                else:
+                    self._video.abandon()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(complete=exc[0] is None)
