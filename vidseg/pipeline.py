@@ -299,6 +299,7 @@ class Stream:
 
     def _on_window(self, key: tuple[_Job, int], logits: np.ndarray) -> None:
         job, i = key
+        assert job.logits is not None  # allocated by _submit before any window is queued
         job.logits[i] = logits
         with self._cond:
             job.remaining -= 1
@@ -343,12 +344,13 @@ class Stream:
 
     def _finish(self, job: _Job) -> FrameResult:
         """Stitch (and render) one frame; the result in the caller's channel order."""
+        frame, source, logits, geo = job.frame, self._source, job.logits, job.geo
+        assert frame.image is not None and logits is not None and geo is not None  # frames with an image
         self.summary.add_time("inference", job.finished - job.submitted)
         t0 = time.thread_time()
-        labels = self._stitcher.labels(job.logits, job.geo)
+        labels = self._stitcher.labels(logits, geo)
         job.logits = None
         t1 = time.thread_time()
-        frame, source = job.frame, self._source
         rendered = None
         if self.overlay_alpha is not None:
             overlay = self._palette.overlay(frame.image, labels, self.overlay_alpha)
