@@ -29,7 +29,8 @@ from vidseg.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, V
 from vidseg.images import IMAGE_SUFFIXES
 from vidseg.modeldir import DEFAULT_MODEL_DIR
 from vidseg.sinks import VIDEO_SUFFIXES, write_json
-from vidseg.writer import Writer
+from vidseg.sources import CollectionSource
+from vidseg.writer import CollectionWriter, Writer
 
 if TYPE_CHECKING:
     from vidseg.pipeline import Stream
@@ -50,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("process", help="segment a video, image(s), camera or stream")
-    p.add_argument("input", help="video file, image, folder, glob, camera index (0) or stream URL")
-    p.add_argument("-o", "--output", type=Path, help="overlay video (.mp4/.mov/.mkv); a folder for images")
+    p.add_argument("input", help="video file, image, folder or glob (videos and images), @list.txt (one path or "
+                        "URL a line), camera index (0) or stream URL")
+    p.add_argument("-o", "--output", type=Path, help="overlay video (.mp4/.mov/.mkv); a folder for images and "
+                                                      "collections")
     p.add_argument("--labels", type=Path, help="folder for label PNGs (pixel value = class id)")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help=f"model dir (default {DEFAULT_MODEL_DIR})")
     p.add_argument("--device", default="AUTO", help="CPU, GPU, NPU, AUTO... (default AUTO)")
@@ -73,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=float, help="video: stop after this time (s)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--recursive", action="store_true", help="folders: include subfolders")
-    p.add_argument("--resume", action="store_true", help="images: skip inputs whose outputs are complete")
+    p.add_argument("--resume", action="store_true", help="folders, globs, lists: skip inputs whose outputs are complete")
     p.add_argument("--stats", type=Path, help="per-frame class pixel fractions (JSON lines)")
     p.add_argument("--summary", type=Path, help="write the run summary as JSON")
     p.add_argument("--reconnect-attempts", type=int, default=5, help="live: reopen tries before giving up")
@@ -157,6 +160,31 @@ def _same(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
+def plan_collection(args: argparse.Namespace, source: CollectionSource) -> CollectionWriter:
+    """Folders for a collection's outputs, checked before any work starts: no two inputs may share one."""
+    if args.output is not None and args.output.suffix.lower() in VIDEO_SUFFIXES:
+        raise VidsegError(f"for a collection of videos -o is a folder (one overlay per video), not {args.output}")
+    for flag, folder in (("-o", args.output), ("--labels", args.labels)):
+        if folder is not None and any(Path(e.spec).is_file() and _same(Path(e.spec).parent, folder)
+                                      for e in source.entries):
+            raise VidsegError(f"{flag} must not be an input folder: outputs would mix with the inputs")
+    writer = CollectionWriter(videos=_writable_dir(args.output, "output folder") if args.output else None,
+                              labels=_writable_dir(args.labels, "labels folder") if args.labels else None,
+                              stats=args.stats, alpha=args.alpha, crf=args.crf, preset=args.preset,
+                              append_stats=args.resume)
+    claimed: dict[Path, str] = {}
+    for e in source.entries:
+        outputs = [e.name.with_suffix(".png")] if e.is_image else [p for p in writer.video_outputs(e.name) if p]
+        for out in outputs:
+            if out in claimed:
+                raise VidsegError(f"{claimed[out]} and {e.name} would both write {out}: rename one of them")
+            claimed[out] = str(e.name)
+    for path in (args.stats, args.summary):
+        if path is not None:
+            _writable_dir(path.parent, "output folder")
+    return writer
+
+
 def plan_outputs(args: argparse.Namespace, source_kind: str, input_path: Path | None) -> Writer:
     """A ``Writer`` for what the flags ask, after checking every path before any work starts."""
     video = images = image = labels = None
@@ -202,7 +230,11 @@ def process(args: argparse.Namespace) -> int:
     # The input is opened first: a wrong camera, URL or file is a one-line error before the model compiles.
     source = open_source(args.input, args.recursive, args.start, args.end, args.reconnect_attempts)
     try:
-        writer = plan_outputs(args, source.kind, None if source.live else Path(args.input))
+        writer: Writer | CollectionWriter
+        if isinstance(source, CollectionSource):
+            writer = plan_collection(args, source)
+        else:
+            writer = plan_outputs(args, source.kind, None if source.live else Path(args.input))
         seg = Segmenter(args.model, args.device, performance=args.hint or ("LATENCY" if source.live else "THROUGHPUT"),
                         nireq=args.nireq, stride=args.stride, precision=args.precision_hint,
                         cpu_streams=args.cpu_streams)
@@ -211,7 +243,7 @@ def process(args: argparse.Namespace) -> int:
                   f"model {seg.model_info.name} {seg.model_info.precision}", file=sys.stderr)
         stream = seg.stream(source, max_frames=args.max_frames,
                             overlay_alpha=args.alpha if writer.wants_overlay else None,
-                            skip=writer.done if args.resume and source.kind == "images" else None)
+                            skip=writer.done if args.resume and source.kind in ("images", "collection") else None)
     except BaseException:
         source.close()
         raise
@@ -228,9 +260,10 @@ def process(args: argparse.Namespace) -> int:
     return EXIT_SKIPPED if summary.skipped else EXIT_OK
 
 
-def write_all(stream: Stream, writer: Writer, quiet: bool) -> Summary:
-    """Every frame of the stream through the writer, with a progress bar. Ctrl-C or SIGTERM stops intake
-    and lets the frames in flight be written (exit 130); a second one drops them."""
+def write_all(stream: Stream, writer: Writer | CollectionWriter, quiet: bool) -> Summary:
+    """Every frame of the stream through the writer, with a progress bar (and the file being written, for
+    collections). Ctrl-C or SIGTERM stops intake and lets the frames in flight be written (exit 130); a
+    second one drops them."""
 
     def on_signal(signum: int, _frame: object) -> None:
         stream.stop(now=stream.stopping)
@@ -238,12 +271,22 @@ def write_all(stream: Stream, writer: Writer, quiet: bool) -> Summary:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     progress = tqdm(total=stream.frame_count, unit="frame", disable=True if quiet else None, leave=False)
     try:
-        with writer, stream:
-            for frame in stream:
-                t0 = time.thread_time()
-                writer.write(frame)
-                stream.summary.add_time("write", time.thread_time() - t0)
-                progress.update(1)
+        with stream:
+            try:
+                current = None
+                for frame in stream:
+                    t0 = time.thread_time()
+                    writer.write(frame)
+                    stream.summary.add_time("write", time.thread_time() - t0)
+                    if frame.input != current and stream.input_count:
+                        current = frame.input
+                        progress.set_postfix_str(f"file {len(stream.summary.inputs)}/{stream.input_count}: "
+                                                 f"{current}")
+                    progress.update(1)
+            except BaseException:
+                writer.close(complete=False)
+                raise
+            writer.close(complete=not stream.summary.interrupted)
     finally:
         progress.close()
         for s, handler in previous.items():

@@ -93,7 +93,7 @@ class Stream:
     # --- what the input is ---------------------------------------------------------------------------
     @property
     def kind(self) -> str:
-        """``video``, ``images``, ``arrays``, ``stream`` or ``camera``."""
+        """``video``, ``images``, ``collection`` (videos and images), ``arrays``, ``stream`` or ``camera``."""
         return self._source.kind
 
     @property
@@ -104,6 +104,11 @@ class Stream:
     def fps(self) -> Fraction | None:
         """The input's frame rate as an exact fraction (30000/1001, not 29), if it has one."""
         return self._source.fps
+
+    @property
+    def input_count(self) -> int | None:
+        """Files in a collection (None for a single input)."""
+        return self._source.input_count
 
     @property
     def frame_count(self) -> int | None:
@@ -124,6 +129,7 @@ class Stream:
         try:
             while (item := self._next_result()) is not END:
                 self.summary.frames_out += 1
+                self.summary.count(item.input, "frames_out")
                 yield item
             completed = True
         finally:
@@ -179,6 +185,8 @@ class Stream:
         s = self.summary
         s.wall_s = time.perf_counter() - self._started if self._started else 0.0
         s.decode_errors = self._source.decode_errors
+        for name, n in getattr(self._source, "decode_errors_by_input", {}).items():
+            s.count(name, "decode_errors", n)
         s.gaps = self._source.gaps
         s.approximate_blocks = self._stitcher.approximate_blocks
 
@@ -240,13 +248,14 @@ class Stream:
     def _read(self) -> None:
         try:
             frames = self._source.frames()
-            while not self._halt.is_set():
+            while not self._halt.is_set() and (self.max_frames is None or self.summary.frames_in < self.max_frames):
                 t0 = time.thread_time()
                 frame = next(frames, None)
-                if frame is None or (self.max_frames is not None and frame.index >= self.max_frames):
+                if frame is None:
                     break
                 self.summary.add_time("decode", time.thread_time() - t0)
                 self.summary.frames_in += 1
+                self.summary.count(frame.input, "frames_in")
                 if self._source.live:
                     self._offer_latest(frame)
                 elif not self._put(self._decoded, frame):
@@ -339,12 +348,14 @@ class Stream:
     def _record_unsegmented(self, frame: Frame) -> None:
         if frame.resumed:
             self.summary.resumed += 1
+            self.summary.count(frame.input, "resumed")
         else:
-            self.summary.fail(str(frame.name or frame.index), frame.error or "unreadable")
+            self.summary.fail(str(frame.name or frame.index), frame.error or "unreadable", frame.input)
 
     def _finish(self, job: _Job) -> FrameResult:
         """Stitch (and render) one frame; the result in the caller's channel order."""
-        frame, source, logits, geo = job.frame, self._source, job.logits, job.geo
+        frame, logits, geo = job.frame, job.logits, job.geo
+        source = frame.source or self._source
         assert frame.image is not None and logits is not None and geo is not None  # frames with an image
         self.summary.add_time("inference", job.finished - job.submitted)
         t0 = time.thread_time()
@@ -361,4 +372,4 @@ class Stream:
             labels=labels, palette=self._palette, class_names=self._class_names, rgb=source.rgb,
             index=frame.index, image=frame.image[:, :, ::-1] if source.rgb else frame.image,
             time=float(frame.pts * source.time_base) if frame.pts is not None else None, name=frame.name,
-            pts=frame.pts, rendered=rendered, source=source, audio=frame.packets)
+            pts=frame.pts, rendered=rendered, source=source, audio=frame.packets, input=frame.input)

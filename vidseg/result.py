@@ -104,6 +104,7 @@ class FrameResult(Result):
     image: np.ndarray = field(repr=False)  # the frame as decoded (BGR; RGB for rgb=True arrays)
     time: float | None = None  # presentation time in seconds (videos, live sources); None for images
     name: Path | None = None  # images from a folder or glob: path relative to it
+    input: str | None = None  # collections: the file this frame belongs to, relative to the collection
     pts: int | None = field(default=None, repr=False)  # timestamp in the source's time base
     rendered: tuple[float, np.ndarray] | None = field(default=None, repr=False)  # (alpha, overlay) if made
     source: Any = field(default=None, repr=False)  # the stream's Source: time base, rate, audio for writers

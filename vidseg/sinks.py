@@ -93,6 +93,7 @@ class VideoSink:
         fmt = VIDEO_SUFFIXES[self.path.suffix.lower()]
         options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._container = av.open(str(self._tmp), mode="w", format=fmt, options=options)
         except (av.error.FFmpegError, OSError) as e:
             raise VidsegError(f"cannot write {self.path}: {getattr(e, 'strerror', None) or e}") from None

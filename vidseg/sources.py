@@ -8,7 +8,10 @@ none of which OpenCV exposes. Cameras go through OpenCV, which knows the platfor
 from __future__ import annotations
 
 import glob
+import os
+import re
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -22,6 +25,9 @@ import numpy as np
 from vidseg.errors import InputError, VidsegError
 from vidseg.images import IMAGE_SUFFIXES, image_array, read_image
 
+# Suffixes taken as videos when a folder or glob is searched (an @list entry may be any file or URL).
+VIDEO_INPUT_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
+                        ".flv", ".wmv", ".3gp", ".ogv", ".vob", ".dv"}
 LIVE_TIME_BASE = Fraction(1, 1000)  # live sources are stamped by the wall clock, in milliseconds
 ROTATIONS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 
@@ -37,6 +43,8 @@ class Frame:
     error: str | None = None
     resumed: bool = False  # --resume found its outputs complete; not read again
     packets: list[Any] = field(default_factory=list)  # audio packets to mux before this frame
+    input: str | None = None  # collections: which input (relative name) the frame belongs to
+    source: Source | None = None  # collections: the video it came from (time base, rate, audio)
 
 
 class Source:
@@ -46,6 +54,7 @@ class Source:
     live = False
     rgb = False  # frames are handed back in RGB order (arrays given with rgb=True)
     frame_count: int | None = None
+    input_count: int | None = None  # collections: how many files
     fps: Fraction | None = None
     time_base: Fraction = LIVE_TIME_BASE
     audio: Any = None  # PyAV audio stream to copy, if any
@@ -63,23 +72,25 @@ class Source:
 
 def open_source(spec: str, recursive: bool = False, start: float | None = None, end: float | None = None,
                 reconnect_attempts: int = 5) -> Source:
-    """Pick the source kind from what the user typed."""
+    """Pick the source kind from what the user typed: a folder, glob or ``@list`` holding videos becomes a
+    collection; one of images only stays an image batch."""
     if spec.isdigit():
         return CameraSource(int(spec), reconnect_attempts)
     if "://" in spec:
         return StreamSource(spec, reconnect_attempts)
+    if spec.startswith("@"):
+        return _listed(Path(spec[1:]), recursive, start, end)
     path = Path(spec)
     if path.is_dir():
-        pattern = "**/*" if recursive else "*"
-        files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = _media_in(path, recursive)
         if not files:
-            raise InputError(f"no images in folder {path} (suffixes: {', '.join(sorted(IMAGE_SUFFIXES))})")
-        return ImageSource(files, path)
+            raise InputError(f"no images or videos in folder {path}")
+        return _files(files, path, start, end)
     if not path.exists() and any(c in spec for c in "*?["):
         files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
         if not files:
             raise InputError(f"no files match {spec}")
-        return ImageSource(files, _glob_root(spec))
+        return _files(files, _glob_root(spec), start, end)
     if not path.exists():
         raise InputError(f"input not found: {spec}")
     if not path.is_file():
@@ -88,6 +99,56 @@ def open_source(spec: str, recursive: bool = False, start: float | None = None, 
         image = read_image(path)  # a lone image that cannot be read is a usage error, not a skipped item
         return ImageSource([path], path.parent, preloaded=image)
     return VideoSource(path, start, end)
+
+
+def _media_in(folder: Path, recursive: bool) -> list[Path]:
+    """Images and videos under a folder, sorted; hidden files (such as partial outputs) left out."""
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in folder.glob(pattern) if p.is_file() and not p.name.startswith(".")
+                  and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_INPUT_SUFFIXES)
+
+
+def _files(files: list[Path], root: Path, start: float | None, end: float | None) -> Source:
+    if all(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
+        return ImageSource(files, root)
+    return CollectionSource([Entry(str(p), _relative(p, root)) for p in files], start, end)
+
+
+def _relative(path: Path, root: Path) -> Path:
+    return path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+
+
+def _listed(list_file: Path, recursive: bool, start: float | None, end: float | None) -> Source:
+    """``@list.txt``: one path or URL a line (blank lines and ``#`` comments skipped); relative paths are
+    relative to the list's folder; a folder stands for its media. Output names are relative to the
+    entries' common folder. A listed file that is missing is reported and skipped like a broken one."""
+    try:
+        lines = list_file.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the input list {list_file}: {getattr(e, 'strerror', None) or e}") from None
+    specs = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+    if not specs:
+        raise InputError(f"the input list {list_file} names no inputs")
+    paths: list[Path] = []
+    urls: list[str] = []
+    for spec in specs:
+        if "://" in spec:
+            urls.append(spec)
+            continue
+        path = Path(spec) if Path(spec).is_absolute() else list_file.parent / spec
+        paths.extend(_media_in(path, recursive) if path.is_dir() else [path])
+    root = Path(os.path.commonpath([p.parent.absolute() for p in paths])) if paths else Path(".")
+    if not urls and all(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in paths):
+        return ImageSource([p.absolute() for p in paths], root)
+    entries = [Entry(str(p), _relative(p.absolute(), root)) for p in paths]
+    entries += [Entry(url, Path(_url_name(url))) for url in urls]
+    return CollectionSource(entries, start, end)
+
+
+def _url_name(url: str) -> str:
+    """A file-system-safe relative name for a stream's outputs, from its host and path."""
+    parsed = urllib.parse.urlsplit(url)
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{parsed.netloc}{parsed.path}").strip("_") or "stream"
 
 
 def _glob_root(pattern: str) -> Path:
@@ -210,6 +271,88 @@ class ArraySource(Source):
     def frames(self) -> Iterator[Frame]:
         for i, image in enumerate(self.images):
             yield Frame(i, image_array(image, self.rgb))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One input of a collection: what to open (a path or URL) and its name relative to the collection."""
+
+    spec: str
+    name: Path
+
+    @property
+    def is_image(self) -> bool:
+        return "://" not in self.spec and Path(self.spec).suffix.lower() in IMAGE_SUFFIXES
+
+
+class CollectionSource(Source):
+    """Many videos (and images) read one after another as one run.
+
+    One run means the model is compiled once and its queue stays full across file boundaries: the next
+    file is opened and decoded while the last windows of the previous one are inferred. Frames carry their
+    input's name and, for videos, the video's own source (time base, frame rate, audio) so each is written
+    to its own outputs. A file that cannot be opened is reported as a failed frame and skipped."""
+
+    kind = "collection"
+
+    def __init__(self, entries: list[Entry], start: float | None = None, end: float | None = None):
+        self.entries, self.start, self.end = entries, start, end
+        self.input_count = len(entries)
+        self.decode_errors_by_input: dict[str, int] = {}
+        self._current: Source | None = None
+        self.frame_count = self._count_frames()
+
+    def _count_frames(self) -> int | None:
+        """Frames in the whole collection, for the progress bar; None when a stream's length is unknown."""
+        total = 0
+        for e in self.entries:
+            if e.is_image:
+                total += 1
+                continue
+            if "://" in e.spec:
+                return None
+            try:
+                video = VideoSource(Path(e.spec), self.start, self.end)
+            except VidsegError:
+                continue  # reported when its turn comes
+            total += video.frame_count or 0
+            video.close()
+        return total
+
+    def frames(self) -> Iterator[Frame]:
+        for e in self.entries:
+            name = str(e.name)
+            if self.skip is not None and self.skip(e.name):
+                yield Frame(0, None, name=e.name, resumed=True, input=name)
+            elif e.is_image:
+                try:
+                    yield Frame(0, read_image(Path(e.spec)), name=e.name, input=name)
+                except VidsegError as err:
+                    yield Frame(0, None, name=e.name, error=str(err), input=name)
+            else:
+                yield from self._video_frames(e)
+
+    def _video_frames(self, e: Entry) -> Iterator[Frame]:
+        name = str(e.name)
+        try:
+            video = StreamSource(e.spec, 0) if "://" in e.spec else VideoSource(Path(e.spec), self.start, self.end)
+        except VidsegError as err:
+            yield Frame(0, None, name=e.name, error=str(err), input=name)
+            return
+        # Not closed here: frames still in flight refer to it (its audio stream is the writer's template);
+        # PyAV closes it when the last of them is gone.
+        self._current = video
+        for frame in video.frames():
+            frame.input, frame.source = name, video
+            yield frame
+        self.decode_errors += video.decode_errors
+        self.decode_errors_by_input[name] = video.decode_errors
+        self._current = None
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+            self._current = None
 
 
 class _LiveSource(Source):

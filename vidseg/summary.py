@@ -26,6 +26,7 @@ class Summary:
     audio_skipped: str | None = None
     wall_s: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # collections: counts per input file
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     stage_n: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -35,9 +36,21 @@ class Summary:
             self.stage_s[stage] += seconds
             self.stage_n[stage] += 1
 
-    def fail(self, item: str, reason: str) -> None:
+    def fail(self, item: str, reason: str, input_name: str | None = None) -> None:
         with self._lock:
             self.failures.append({"input": item, "error": reason})
+            if input_name is not None:
+                self._entry(input_name)["error"] = reason
+
+    def count(self, input_name: str | None, what: str, n: int = 1) -> None:
+        """Per-input counts, kept only for collections (frames of a single input have no input name)."""
+        if input_name is not None:
+            with self._lock:
+                entry = self._entry(input_name)
+                entry[what] = entry.get(what, 0) + n
+
+    def _entry(self, input_name: str) -> dict[str, Any]:
+        return self.inputs.setdefault(input_name, {"frames_in": 0, "frames_out": 0, "decode_errors": 0})
 
     @property
     def skipped(self) -> int:
@@ -56,7 +69,7 @@ class Summary:
         d = {f.name: getattr(self, f.name) for f in fields(self)
              if f.name not in ("_lock", "stage_s", "stage_n")}
         d.update(skipped=self.skipped, fps=round(self.fps, 3), wall_s=round(self.wall_s, 3),
-                 stage_ms_per_frame=self.stage_ms())
+                 stage_ms_per_frame=self.stage_ms(), inputs=[{"input": k, **v} for k, v in self.inputs.items()])
         return d
 
     def report(self) -> str:
