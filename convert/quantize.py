@@ -41,8 +41,9 @@ def sample_frames(path: Path, count: int) -> list[np.ndarray]:
 
 
 def quantize(model: ov.Model, frames: list[np.ndarray], info: ModelInfo) -> ov.Model:
-    windows = [w[None] for f in frames
-               for w in frame_windows(f, info.short_side, info.long_side_cap, info.window_size, info.window_stride)[1]]
+    # exact=False: u8 windows for every frame (a panorama's float windows, rounded), as the IR takes them.
+    windows = [w[None] for f in frames for w in frame_windows(f, info.short_side, info.long_side_cap,
+                                                              info.window_size, info.window_stride, False)[1]]
     return nncf.quantize(model, nncf.Dataset(windows), model_type=nncf.ModelType.TRANSFORMER,
                          subset_size=len(windows))
 
@@ -55,7 +56,8 @@ def label_agreement(fp32: ov.Model, int8: ov.Model, frames: list[np.ndarray], in
     stitcher = Stitcher()
     scores = []
     for frame in frames:
-        fp32_labels, int8_labels = (label_frame(r, frame, info, info.window_stride, stitcher) for r in requests)
+        fp32_labels, int8_labels = (label_frame(lambda _w, r=r: r, frame, info, info.window_stride, stitcher,
+                                                exact=False) for r in requests)
         scores.append(float((fp32_labels == int8_labels).mean()))
     return Agreement(len(scores), float(np.mean(scores)), float(np.min(scores)))
 

@@ -18,8 +18,11 @@ SHAPES = {
     "portrait": ("aloeL.jpg", (400, 520)),
     "small-upscaled": ("baboon.jpg", (90, 70)),
     "panorama": ("leuvenA.jpg", (751, 120)),  # short side upsampled again to the window
+    "wide-panorama": ("leuvenA.jpg", (5000, 500)),  # long side capped, then the short side upsampled again
     "square": ("fruits.jpg", (512, 512)),
 }
+# Upstream's second upsampling of a panorama works on floats; vidseg matches it with a float-input IR.
+THRESHOLD = {"panorama": 0.999, "wide-panorama": 0.999}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,7 @@ def test_labels_agree_with_upstream_protocol(tmp_path: Path, media: Path, tiny_m
     name, size = SHAPES[shape]
     image = cv2.imread(str(media / name))
     if size is not None:
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if size[0] < image.shape[1] else cv2.INTER_CUBIC)
     cv2.imwrite(str(tmp_path / "photo.png"), image)
     result = run_vidseg("process", tmp_path / "photo.png", "--model", tiny_model, "--labels", tmp_path / "labels",
                         "--device", "CPU", "--quiet")
@@ -43,4 +46,5 @@ def test_labels_agree_with_upstream_protocol(tmp_path: Path, media: Path, tiny_m
         got = np.asarray(im)
     expected = protocol_labels(torch_model, image, 512, 2048, 512, 512, (0.5,) * 3, (0.5,) * 3)
     agreement = (got == expected).mean()
-    assert agreement >= 0.995, f"{shape}: {agreement:.4%} of pixels agree with the upstream protocol"
+    threshold = THRESHOLD.get(shape, 0.995)
+    assert agreement >= threshold, f"{shape}: {agreement:.4%} of pixels agree with the upstream protocol"

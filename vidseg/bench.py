@@ -21,9 +21,11 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
 import cv2
 import numpy as np
 import openvino as ov
@@ -35,6 +37,10 @@ from vidseg.modeldir import read_model
 from vidseg.protocol import FrameGeometry, frame_geometry, frame_windows
 from vidseg.sinks import write_json
 from vidseg.sources import VideoSource
+
+# The instruction sets that decide which precision is fastest here (see README: Devices and precision).
+CPU_FLAGS = {"avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8",
+             "amx_tile"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"bench: vidseg process {clip.name} ({key}) ...", file=sys.stderr)
             results["end_to_end"].append(end_to_end(clip, path, key, args.device))
 
+    print("bench: a collection of 10 short clips vs one long clip ...", file=sys.stderr)
+    results["collection"] = collection_vs_long(args.clips[-1], args.model, args.device)
+
     print("bench: notebook-style baseline ...", file=sys.stderr)
     results["baseline"] = notebook_baseline(args.clips[0], args.baseline_model, args.device, args.baseline_frames)
     print("bench: INT8 vs FP32 label agreement ...", file=sys.stderr)
@@ -74,11 +83,54 @@ def machine() -> dict[str, Any]:
                    if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    flags = set(next((ln.split(":", 1)[1].split() for ln in cpuinfo.splitlines() if ln.startswith("flags")), []))
     return {"cpu": cpu, "cores": psutil.cpu_count(logical=True),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "avx512_vnni": "avx512_vnni" in flags, "openvino": ov.get_version(), "python": platform.python_version(),
+            "cpu_flags": sorted(flags & CPU_FLAGS), "avx512_vnni": "avx512_vnni" in flags,
+            "openvino": ov.get_version(), "python": platform.python_version(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def collection_vs_long(clip: Path, model_dir: Path, device: str, parts: int = 10) -> dict[str, Any]:
+    """The same frames as one long clip and as ``parts`` short clips in a folder, each through one
+    ``vidseg process`` run: what file boundaries cost (the queue should stay full across them)."""
+    work = Path("bench/work/collection")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "clips").mkdir(parents=True)
+    source = VideoSource(clip)
+    frames = [f.image for f in source.frames()]
+    rate = source.fps or Fraction(30)
+    source.close()
+    per = len(frames) // parts
+    frames = frames[: per * parts]
+    _encode(work / "long.mp4", frames, rate)
+    for k in range(parts):
+        _encode(work / "clips" / f"part{k:02d}.mp4", frames[k * per:(k + 1) * per], rate)
+    runs = {}
+    for name, src, out in (("long", work / "long.mp4", work / "long_out.mp4"),
+                           ("collection", work / "clips", work / "collection_out")):
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "vidseg", "process", str(src), "--model", str(model_dir),
+                               "--device", device, "-o", str(out), "--quiet"], capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise VidsegError(f"vidseg process failed on {src}: {proc.stderr.strip()[-300:]}")
+        runs[name] = {"frames": len(frames), "wall_s": round(wall, 2), "fps": round(len(frames) / wall, 3)}
+    return {"clip": clip.name, "parts": parts, **runs,
+            "ratio": round(runs["collection"]["fps"] / runs["long"]["fps"], 3)}
+
+
+def _encode(path: Path, frames: list[np.ndarray], rate: Fraction) -> None:
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=rate)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": "18", "preset": "veryfast"}
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
 
 
 def ceiling(model_dir: Path, window: int, batch: int, device: str, seconds: int) -> dict[str, float]:
@@ -195,7 +247,8 @@ def ratios(r: dict[str, Any]) -> dict[str, Any]:
 
 def table(r: dict[str, Any]) -> str:
     m = r["machine"]
-    lines = [f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, OpenVINO {m['openvino']}, {m['date']}",
+    lines = [f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, flags {' '.join(m['cpu_flags'])}, "
+             f"OpenVINO {m['openvino']}, {m['date']}",
              "", "| model-only ceiling (benchmark_app, f32) | windows/s |", "|---|---|"]
     for k, v in r["ceiling"].items():
         lines.append(f"| {k} IR (batch {v['batch']}) | {v['windows_per_s']} |")
@@ -205,6 +258,9 @@ def table(r: dict[str, Any]) -> str:
         lines.append(f"| {e['clip']} {e['size']} {e['model']} | {e['frames']} | {e['fps']} | "
                      f"{e['windows_per_frame']} | {e['peak_rss_mb']} |")
     b = r["baseline"]
+    c = r["collection"]
+    lines += ["", f"collection of {c['parts']} clips ({c['clip']} cut up): {c['collection']['fps']} fps vs one long "
+              f"clip {c['long']['fps']} fps: ratio {c['ratio']}"]
     lines += ["", f"notebook baseline on {b['clip']}: {b['fps']} fps ({b['frames']} frames in {b['wall_s']} s)",
               f"INT8 vs FP32 label agreement: mean {r['int8_label_agreement']['mean']:.2%}, "
               f"worst {r['int8_label_agreement']['worst']:.2%}", "", "| ratio | value |", "|---|---|"]

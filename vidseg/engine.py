@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import openvino as ov
+import openvino.opset13
 
 from vidseg.cache import cache_dir
 from vidseg.errors import DeviceError, ModelError, describe
@@ -62,32 +63,51 @@ class Engine:
             core.set_property("CPU", {"INFERENCE_PRECISION_HINT": precision_hint, "NUM_STREAMS": cpu_streams})
         if device.upper().startswith("AUTO") or device.upper().startswith("CPU"):
             config["CACHE_DIR"] = str(cache_dir() / "ov_cache")
-        try:
-            self.compiled = core.compile_model(model, device, config)
-        except RuntimeError as e:
-            raise ModelError(f"cannot compile the model for {device}: {describe(e)}") from None
+        self._core, self._model, self._config = core, model, config
         self.device = device
+        self.compiled = self._compile(model)
+        self._float_compiled: ov.CompiledModel | None = None
+        self._float_lock = threading.Lock()
         self.execution_devices: list[str] = list(self.compiled.get_property("EXECUTION_DEVICES"))
         # At least two requests even where one is "optimal": the next window is queued while one runs.
         self.nireq = nireq or max(2, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self._requests = threading.local()
 
+    def _compile(self, model: ov.Model) -> ov.CompiledModel:
+        try:
+            return self._core.compile_model(model, self.device, self._config)
+        except RuntimeError as e:
+            raise ModelError(f"cannot compile the model for {self.device}: {describe(e)}") from None
+
+    def compiled_for(self, window: np.ndarray) -> ov.CompiledModel:
+        """The model that takes this window: the IR as converted for u8 windows; for the f32 windows of
+        an exact panorama, the same network with a float input, compiled the first time one appears."""
+        if window.dtype == np.uint8:
+            return self.compiled
+        with self._float_lock:
+            if self._float_compiled is None:
+                self._float_compiled = self._compile(float_input(self._model))
+            return self._float_compiled
+
     def windows(self, frame: np.ndarray) -> tuple[FrameGeometry, np.ndarray]:
-        """The frame's geometry and its u8 NHWC windows, rescaled as the protocol says."""
+        """The frame's geometry and its NHWC windows, rescaled as the protocol says."""
         i = self.info
         return frame_windows(frame, i.short_side, i.long_side_cap, i.window_size, self.stride)
 
     def queue(self, on_result: Callable[[Any, np.ndarray], None]) -> WindowQueue:
         """A fresh pool of requests for one run: runs sharing the engine never see each other's results."""
-        return WindowQueue(self.compiled, self.nireq, on_result)
+        return WindowQueue(self.compiled_for, self.nireq, on_result)
 
     def segment(self, frame: np.ndarray, stitcher: Stitcher | None = None) -> np.ndarray:
         """Synchronous labels for one BGR frame. Each calling thread gets its own infer request, so
         threads sharing the engine run concurrently instead of corrupting one request."""
-        request = getattr(self._requests, "request", None)
-        if request is None:
-            request = self._requests.request = self.compiled.create_infer_request()
-        return label_frame(request, frame, self.info, self.stride, stitcher or Stitcher())
+        return label_frame(self._thread_request, frame, self.info, self.stride, stitcher or Stitcher())
+
+    def _thread_request(self, window: np.ndarray) -> ov.InferRequest:
+        requests = self._requests.__dict__.setdefault("by_dtype", {})
+        if window.dtype not in requests:
+            requests[window.dtype] = self.compiled_for(window).create_infer_request()
+        return requests[window.dtype]
 
 
 class WindowQueue:
@@ -97,12 +117,13 @@ class WindowQueue:
     one is kept and re-raised by ``raise_if_failed`` in whichever thread polls.
     """
 
-    def __init__(self, compiled: ov.CompiledModel, nireq: int, on_result: Callable[[Any, np.ndarray], None]):
-        self._queue = ov.AsyncInferQueue(compiled, nireq)
+    def __init__(self, compiled_for: Callable[[np.ndarray], ov.CompiledModel], nireq: int,
+                 on_result: Callable[[Any, np.ndarray], None]):
+        self._compiled_for, self._nireq = compiled_for, nireq
+        self._queues: dict[Any, ov.AsyncInferQueue] = {}  # by input dtype: u8, and f32 once a panorama comes
         self._on_result = on_result
         self.error: BaseException | None = None
         self._error_lock = threading.Lock()
-        self._queue.set_callback(self._callback)
 
     def _callback(self, request: ov.InferRequest, key: Any) -> None:
         try:
@@ -113,19 +134,41 @@ class WindowQueue:
 
     def submit(self, window: np.ndarray, key: Any) -> None:
         """Blocks while every request is busy: the natural back-pressure on the decoder."""
-        self._queue.start_async({0: window[None]}, key)
+        queue = self._queues.get(window.dtype)
+        if queue is None:
+            queue = self._queues[window.dtype] = ov.AsyncInferQueue(self._compiled_for(window), self._nireq)
+            queue.set_callback(self._callback)
+        queue.start_async({0: window[None]}, key)
 
     def raise_if_failed(self) -> None:
         if self.error is not None:
             raise self.error
 
     def wait_all(self) -> None:
-        self._queue.wait_all()
+        for queue in list(self._queues.values()):
+            queue.wait_all()
 
 
-def label_frame(request: ov.InferRequest, frame: np.ndarray, info: ModelInfo, stride: int,
-                stitcher: Stitcher) -> np.ndarray:
-    """One frame through one infer request, window by window, then stitched: the synchronous path."""
-    geo, windows = frame_windows(frame, info.short_side, info.long_side_cap, info.window_size, stride)
-    logits = np.stack([request.infer({0: w[None]})[0][0].copy() for w in windows])
+def label_frame(request_for: Callable[[np.ndarray], ov.InferRequest], frame: np.ndarray, info: ModelInfo,
+                stride: int, stitcher: Stitcher, exact: bool = True) -> np.ndarray:
+    """One frame window by window through the request ``request_for(window)`` gives, then stitched: the
+    synchronous path. ``exact`` as in ``protocol.scale_frame``."""
+    geo, windows = frame_windows(frame, info.short_side, info.long_side_cap, info.window_size, stride, exact)
+    logits = np.stack([request_for(w).infer({0: w[None]})[0][0].copy() for w in windows])
     return stitcher.labels(logits, geo)
+
+
+def float_input(model: ov.Model) -> ov.Model:
+    """The same network taking f32 pixel values (0..255, BGR, NHWC) instead of u8: the converter's IR
+    starts with a u8 -> f32 Convert (embedded preprocessing), which is replaced by an f32 parameter."""
+    model = model.clone()
+    parameter = model.get_parameters()[0]
+    consumers = [t.get_node() for t in parameter.output(0).get_target_inputs()]
+    if len(consumers) != 1 or consumers[0].get_type_name() != "Convert":
+        raise ModelError("this model cannot take float windows (its input is not followed by one Convert); "
+                         "reconvert it with 'vidseg convert'")
+    pixels = ov.opset13.parameter(parameter.get_partial_shape(), ov.Type.f32, name="image_f32")
+    pixels.output(0).get_tensor().set_names({"image_f32"})
+    for target in list(consumers[0].output(0).get_target_inputs()):
+        target.replace_source_output(pixels.output(0))
+    return ov.Model(model.get_results(), [pixels], "segmenter_float_input")

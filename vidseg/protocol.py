@@ -59,20 +59,28 @@ def frame_geometry(width: int, height: int, short_side: int, long_cap: int, wind
                          window_starts(sw, window, stride), window_starts(sh, window, stride))
 
 
-def scale_frame(frame: np.ndarray, geo: FrameGeometry, short_side: int, long_cap: int) -> np.ndarray:
-    """The frame resized as the protocol says (bilinear, in up to two steps, as upstream)."""
+def scale_frame(frame: np.ndarray, geo: FrameGeometry, short_side: int, long_cap: int,
+                exact: bool = True) -> np.ndarray:
+    """The frame resized as the protocol says (bilinear, in up to two steps, as upstream).
+
+    The first step resizes 8-bit pixels, as upstream's data loader does. The second (panoramas only)
+    happens in upstream on the normalised float image; normalisation is affine per channel, so
+    interpolating the 8-bit values in float and normalising afterwards (in the IR) is the same. ``exact``
+    keeps that result in float32, the input of the model's float variant; otherwise it is rounded to u8."""
     first = keep_ratio_size(geo.width, geo.height, short_side, long_cap)
     if first != (geo.width, geo.height):
         frame = cv2.resize(frame, first, interpolation=cv2.INTER_LINEAR)
     if first != (geo.scaled_width, geo.scaled_height):
-        frame = cv2.resize(frame, (geo.scaled_width, geo.scaled_height), interpolation=cv2.INTER_LINEAR)
+        source = frame.astype(np.float32) if exact else frame
+        frame = cv2.resize(source, (geo.scaled_width, geo.scaled_height), interpolation=cv2.INTER_LINEAR)
     return frame
 
 
 def cut_windows(scaled: np.ndarray, geo: FrameGeometry) -> np.ndarray:
-    """(n_windows, window, window, 3) u8, row-major over (ys, xs): the IR's input layout."""
+    """(n_windows, window, window, 3) in the scaled image's dtype (u8, or f32 for an exact panorama),
+    row-major over (ys, xs): the IR's input layout."""
     w = geo.window
-    out = np.empty((geo.n_windows, w, w, 3), dtype=np.uint8)
+    out = np.empty((geo.n_windows, w, w, 3), dtype=scaled.dtype)
     i = 0
     for y in geo.ys:
         for x in geo.xs:
@@ -81,8 +89,8 @@ def cut_windows(scaled: np.ndarray, geo: FrameGeometry) -> np.ndarray:
     return out
 
 
-def frame_windows(frame: np.ndarray, short_side: int, long_cap: int, window: int,
-                  stride: int) -> tuple[FrameGeometry, np.ndarray]:
-    """A decoded BGR frame -> its geometry and the model's u8 NHWC input windows."""
+def frame_windows(frame: np.ndarray, short_side: int, long_cap: int, window: int, stride: int,
+                  exact: bool = True) -> tuple[FrameGeometry, np.ndarray]:
+    """A decoded BGR frame -> its geometry and the model's NHWC input windows (see ``scale_frame``)."""
     geo = frame_geometry(frame.shape[1], frame.shape[0], short_side, long_cap, window, stride)
-    return geo, cut_windows(scale_frame(frame, geo, short_side, long_cap), geo)
+    return geo, cut_windows(scale_frame(frame, geo, short_side, long_cap, exact), geo)
