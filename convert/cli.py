@@ -17,6 +17,7 @@ import vidseg
 from convert import catalog, checkpoint, export, verify
 from convert.download import fetch_checkpoint
 from convert.segmenter import SegmenterUpsampled
+from vidseg import cpu
 from vidseg.cache import cache_dir
 from vidseg.errors import VidsegError
 from vidseg.modeldir import IR_NAME, ModelInfo
@@ -92,6 +93,9 @@ def _quantize(ir, info: ModelInfo, args: argparse.Namespace):
     report = quantize.label_agreement(ir, int8, held_out, info)
     print(f"int8: label agreement with FP32 on {report.frames} held-out frames: "
           f"mean {report.mean:.2%}, worst {report.worst:.2%}")
+    speed = quantize.window_speed(ir, int8, info)
+    print(speed.verdict("this CPU has no VNNI/AMX 8-bit dot products (see 'vidseg info')"
+                        if not cpu.advice().int8_fast else "unexpected with VNNI/AMX: was the machine busy?"))
     return int8
 
 

@@ -7,6 +7,7 @@ frames is held out and segmented by both IRs to report how often INT8 labels agr
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,3 +62,41 @@ def label_agreement(fp32: ov.Model, int8: ov.Model, frames: list[np.ndarray], in
         scores.append(float((fp32_labels == int8_labels).mean()))
     return Agreement(len(scores), float(np.mean(scores)), float(np.min(scores)))
 
+
+
+@dataclass(frozen=True)
+class Speed:
+    fp32: float  # windows/s
+    int8: float
+
+    def verdict(self, flags_advice: str) -> str:
+        ratio = self.int8 / self.fp32
+        head = f"int8: speed on this CPU: FP32 {self.fp32:.2f} windows/s, INT8 {self.int8:.2f} windows/s"
+        if ratio >= 1.0:
+            return f"{head}: INT8 is {ratio:.2f}x faster here"
+        return (f"{head}: INT8 is SLOWER here ({ratio:.2f}x FP32): {flags_advice}. "
+                "Keep using the FP32 model on this machine")
+
+
+def window_speed(fp32: ov.Model, int8: ov.Model, info: ModelInfo, windows: int = 12) -> Speed:
+    """Windows per second of both IRs on this CPU, as the runtime runs them (f32 arithmetic, one stream,
+    the throughput hint, an asynchronous queue): a few seconds, so every INT8 conversion ends with it."""
+    core = ov.Core()
+    w = info.window_size
+    sample = np.random.default_rng(0).integers(0, 256, (1, w, w, 3), dtype=np.uint8)
+    speeds = []
+    for model in (fp32, int8):
+        model = model.clone()
+        model.reshape({model.inputs[0]: [1, w, w, 3]})
+        compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": 1,
+                                                     "INFERENCE_PRECISION_HINT": "f32"})
+        queue = ov.AsyncInferQueue(compiled, 2)
+        for _ in range(2):  # warm-up
+            queue.start_async({0: sample})
+        queue.wait_all()
+        started = time.perf_counter()
+        for _ in range(windows):
+            queue.start_async({0: sample})
+        queue.wait_all()
+        speeds.append(windows / (time.perf_counter() - started))
+    return Speed(*speeds)

@@ -96,6 +96,10 @@ def test_int8_quantises_and_reports_agreement(tmp_path: Path, tiny_checkpoint: P
     assert "label agreement with FP32" in result.stdout
     agreement = float(result.stdout.split("mean ")[1].split("%")[0])
     assert agreement > 50.0  # random weights make near-ties everywhere; trained models agree far more
+    speed = next(line for line in result.stdout.splitlines() if line.startswith("int8: speed on this CPU"))
+    fp32_wps, int8_wps = (float(speed.split(f"{k} ")[1].split(" windows/s")[0]) for k in ("FP32", "INT8"))
+    assert fp32_wps > 0 and int8_wps > 0
+    assert ("faster here" in speed) == (int8_wps >= fp32_wps) and ("SLOWER" in speed) == (int8_wps < fp32_wps)
     assert metadata(out)["precision"] == "INT8"
     ops = {op.get_type_name() for op in ov.Core().read_model(str(out / "model.xml")).get_ops()}
     assert "FakeQuantize" in ops

@@ -31,16 +31,13 @@ import numpy as np
 import openvino as ov
 import psutil
 
+from vidseg.cpu import ISA_FLAGS, cpu_flags
 from vidseg.engine import Engine
 from vidseg.errors import VidsegError
 from vidseg.modeldir import read_model
 from vidseg.protocol import FrameGeometry, frame_geometry, frame_windows
 from vidseg.sinks import write_json
 from vidseg.sources import VideoSource
-
-# The instruction sets that decide which precision is fastest here (see README: Devices and precision).
-CPU_FLAGS = {"avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8",
-             "amx_tile"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,11 +80,10 @@ def machine() -> dict[str, Any]:
                    if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    flags = set(next((ln.split(":", 1)[1].split() for ln in cpuinfo.splitlines() if ln.startswith("flags")), []))
+    flags = cpu_flags()
     return {"cpu": cpu, "cores": psutil.cpu_count(logical=True),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "cpu_flags": sorted(flags & CPU_FLAGS), "avx512_vnni": "avx512_vnni" in flags,
+            "cpu_flags": sorted(flags & set(ISA_FLAGS)), "avx512_vnni": "avx512_vnni" in flags,
             "openvino": ov.get_version(), "python": platform.python_version(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 import vidseg
 from convert import options as convert_options
-from vidseg import bench_options
+from vidseg import bench_options, cpu
 from vidseg.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, VidsegError
 from vidseg.images import IMAGE_SUFFIXES
 from vidseg.modeldir import DEFAULT_MODEL_DIR
@@ -241,6 +241,9 @@ def process(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"vidseg: {args.device} -> {', '.join(seg.execution_devices)}, {seg.nireq} requests, "
                   f"model {seg.model_info.name} {seg.model_info.precision}", file=sys.stderr)
+            warning = cpu.advice().warning(seg.model_info.precision, seg.execution_devices)
+            if warning:
+                print(f"vidseg: {warning}", file=sys.stderr)
         stream = seg.stream(source, max_frames=args.max_frames,
                             overlay_alpha=args.alpha if writer.wants_overlay else None,
                             skip=writer.done if args.resume and source.kind in ("images", "collection") else None)
@@ -304,6 +307,15 @@ def info(args: argparse.Namespace) -> int:
     print(f"vidseg {vidseg.__version__}, OpenVINO {ov.get_version()}")
     for d in core.available_devices:
         print(f"device {d}: {core.get_property(d, 'FULL_DEVICE_NAME')}")
+        if d == "CPU":
+            here = cpu.advice()
+            print(f"  instruction sets: {' '.join(f for f in cpu.ISA_FLAGS if f in here.flags) or 'unknown'}")
+            print(f"  OpenVINO capabilities: {' '.join(core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}")
+            for line in here.lines():
+                print(f"  {line}")
+    if not (args.model / "model.xml").exists() and args.model == DEFAULT_MODEL_DIR:
+        print(f"model: none at {args.model} (run 'vidseg convert', or pass --model DIR)")
+        return EXIT_OK
     model, meta = read_model(args.model, core)
     print(f"model {args.model}: {meta.name} ({meta.dataset}, {meta.n_classes} classes), {meta.precision}")
     print(f"  input {model.inputs[0].get_partial_shape()} u8 NHWC BGR, output {model.outputs[0].get_partial_shape()}")
