@@ -315,3 +315,16 @@ def test_sample_script_prints_class_shares_of_a_video(seg: Segmenter, clip: Path
         for name, share in f.fractions().items():
             expected[name] = expected.get(name, 0.0) + share / 3
     assert names == sorted(expected, key=expected.get, reverse=True)[:5]  # mean share, largest first
+
+
+def test_writer_takes_an_rgb_array_stream(tmp_path: Path, oracle_model: Path) -> None:
+    images = [paint(np.full((120, 160), i % 8, np.uint8)) for i in range(4)]  # BGR, as OpenCV gives them
+    with Segmenter(oracle_model, device="CPU") as oracle:
+        for name, arrays, rgb in (("bgr", images, False), ("rgb", [im[:, :, ::-1] for im in images], True)):
+            with oracle.stream(arrays, rgb=rgb, overlay_alpha=0.5) as frames, \
+                    Writer(video=tmp_path / f"{name}.mp4", labels=tmp_path / name) as out:
+                for frame in frames:
+                    out.write(frame)
+    assert decoded(tmp_path / "rgb.mp4") == decoded(tmp_path / "bgr.mp4") and len(decoded(tmp_path / "bgr.mp4")) == 4
+    for i in range(4):
+        assert (tmp_path / "rgb" / f"{i:06d}.png").read_bytes() == (tmp_path / "bgr" / f"{i:06d}.png").read_bytes()

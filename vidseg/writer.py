@@ -8,8 +8,12 @@ its own ``Writer`` under the output folders. The files themselves are made by ``
 
 from __future__ import annotations
 
+import math
+from array import array
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from vidseg.errors import VidsegError
 from vidseg.images import IMAGE_SUFFIXES
@@ -64,7 +68,7 @@ class Writer:
         self.stats_path = Path(stats) if stats is not None else None
         self.alpha, self.crf, self.preset, self.append_stats = alpha, crf, preset, append_stats
         self.keep_partial, self.class_table = keep_partial, class_table
-        self._times: list[float | None] = []  # video frames' timestamps, for frames.json
+        self._times = array("d")  # video frames' timestamps for frames.json, 8 bytes a frame (NaN: none)
         self._video: VideoSink | None = None
         self._stats: StatsSink | None = None
         self._source: Any = None
@@ -102,7 +106,7 @@ class Writer:
         if self.labels_dir is not None:
             write_label_png(self.labels_dir / self._label_name(frame), frame.labels, frame.palette)
         if frame.name is None:
-            self._times.append(frame.time)
+            self._times.append(math.nan if frame.time is None else frame.time)
         if self._stats is not None:
             self._stats.write(stats_record(frame), frame.fractions())
         self.frames += 1
@@ -117,9 +121,9 @@ class Writer:
             s = frame.source
             self._video = VideoSink(self.video_path, s.time_base, s.fps, self.crf, self.preset, s.audio)
 
-    def _overlay_bgr(self, frame: FrameResult) -> Any:
+    def _overlay_bgr(self, frame: FrameResult) -> np.ndarray:
         overlay = frame.overlay(alpha=self.alpha)
-        return overlay[:, :, ::-1] if frame.rgb else overlay
+        return np.ascontiguousarray(overlay[:, :, ::-1]) if frame.rgb else overlay
 
     @staticmethod
     def _label_name(frame: FrameResult) -> Path:
@@ -136,7 +140,8 @@ class Writer:
                 for packet in self._source.trailing_packets:
                     self._video.mux_audio(packet)
             if complete and self.labels_dir is not None and self._times:
-                write_json(self.labels_dir / FRAMES_JSON, {"frames": len(self._times), "times": self._times})
+                times = [None if math.isnan(t) else t for t in self._times]
+                write_json(self.labels_dir / FRAMES_JSON, {"frames": len(times), "times": times})
         finally:
             if self._stats is not None:
                 self._stats.close()
