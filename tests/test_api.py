@@ -96,6 +96,10 @@ def test_result_names_measures_and_draws_the_labels(seg: Segmenter, photo: Path)
     assert (result.mask(seg.class_names.index(top)) == mask).all()
     with pytest.raises(vidseg.VidsegError, match="no class 'unicorn'"):
         result.mask("unicorn")
+    person = seg.class_names.index("person, individual, someone, somebody, mortal, soul")
+    assert result.class_id("person") == result.class_id("Somebody") == person  # any one synonym
+    with pytest.raises(vidseg.VidsegError, match="'screen' names several classes"):
+        result.mask("screen")
     colored = result.colorize()
     assert tuple(colored[mask][0][::-1]) == result.colors[seg.class_names.index(top)]
     assert (result.overlay(image, alpha=0.0) == image).all()

@@ -52,13 +52,19 @@ class Result:
         return class_fractions(self.labels, self.class_names)
 
     def class_id(self, name: str) -> int:
-        """The id of a class by name; ``VidsegError`` listing near names when there is no such class."""
-        try:
+        """The id of a class by its full name or any one of its synonyms: ADE20K names are synonym lists
+        ("person, individual, someone, ..."), and people type "person". A synonym that two classes share
+        ("screen") is an error naming both, as is a name no class has."""
+        if name in self.class_names:
             return self.class_names.index(name)
-        except ValueError:
-            near = [n for n in self.class_names if name.lower() in n.lower()][:5]
-            raise VidsegError(f"no class {name!r} in this model" + (f" (did you mean {', '.join(near)}?)"
-                                                                   if near else "")) from None
+        wanted = name.strip().lower()
+        matches = [i for i, n in enumerate(self.class_names) if wanted in (s.strip().lower() for s in n.split(","))]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise VidsegError(f"{name!r} names several classes: " + "; ".join(self.class_names[i] for i in matches))
+        near = [n.split(",")[0] for n in self.class_names if wanted in n.lower()][:5]
+        raise VidsegError(f"no class {name!r} in this model" + (f" (did you mean {', '.join(near)}?)" if near else ""))
 
     def mask(self, cls: str | int) -> np.ndarray:
         """Boolean (H, W) mask of one class, by name or id."""

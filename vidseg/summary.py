@@ -79,7 +79,7 @@ class Summary:
             + (f" ({self.resumed} already done)" if self.resumed else ""),
             f"time:   {self.wall_s:.1f} s, {self.fps:.2f} frames/s on {self.device} ({devices}), "
             f"{self.nireq} infer requests",
-            "stages: " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms().items())
+            "stages: " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms().items() if self.stage_n[k])
             + " ms/frame (CPU; inference: latency)",
         ]
         if self.decode_errors:
