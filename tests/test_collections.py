@@ -116,6 +116,20 @@ def test_clashing_names_and_a_video_file_output_are_one_line_errors(tmp_path: Pa
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_outputs_inside_the_input_folder_are_not_read_back(tmp_path: Path, oracle_model: Path,
+                                                            footage: Path) -> None:
+    folder = tmp_path / "footage"
+    shutil.copytree(footage, folder)
+    args = ["process", folder, "--recursive", "--model", oracle_model, "-o", folder / "overlays", "--labels",
+            folder / "labels", "--quiet", "--summary", tmp_path / "s.json"]
+    assert run_vidseg(*args).returncode == 0
+    again = run_vidseg(*args, "--resume")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["resumed"] == 3 and summary["frames_out"] == 0  # its own overlays and PNGs are no inputs
+    assert sorted(e["input"] for e in summary["inputs"]) == ["day2/vtest.mp4", "fruits.jpg", "megamind.avi"]
+
+
 @pytest.fixture
 def three_clips(tmp_path: Path, media: Path) -> Path:
     folder = tmp_path / "clips"

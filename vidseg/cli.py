@@ -228,7 +228,8 @@ def process(args: argparse.Namespace) -> int:
 
     _check_flags(args)
     # The input is opened first: a wrong camera, URL or file is a one-line error before the model compiles.
-    source = open_source(args.input, args.recursive, args.start, args.end, args.reconnect_attempts)
+    source = open_source(args.input, args.recursive, args.start, args.end, args.reconnect_attempts,
+                         exclude=[p for p in (args.output, args.labels) if p is not None])
     try:
         writer: Writer | CollectionWriter
         if isinstance(source, CollectionSource):

@@ -71,9 +71,10 @@ class Source:
 
 
 def open_source(spec: str, recursive: bool = False, start: float | None = None, end: float | None = None,
-                reconnect_attempts: int = 5) -> Source:
+                reconnect_attempts: int = 5, exclude: Sequence[Path] = ()) -> Source:
     """Pick the source kind from what the user typed: a folder, glob or ``@list`` holding videos becomes a
-    collection; one of images only stays an image batch."""
+    collection; one of images only stays an image batch. Files under ``exclude`` (the run's own output
+    folders) are not inputs, so outputs written inside the input folder are not read back next time."""
     if spec.isdigit():
         return CameraSource(int(spec), reconnect_attempts)
     if "://" in spec:
@@ -82,12 +83,12 @@ def open_source(spec: str, recursive: bool = False, start: float | None = None, 
         return _listed(Path(spec[1:]), recursive, start, end)
     path = Path(spec)
     if path.is_dir():
-        files = _media_in(path, recursive)
+        files = _outside(_media_in(path, recursive), exclude)
         if not files:
             raise InputError(f"no images or videos in folder {path}")
         return _files(files, path, start, end)
     if not path.exists() and any(c in spec for c in "*?["):
-        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        files = _outside(sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file()), exclude)
         if not files:
             raise InputError(f"no files match {spec}")
         return _files(files, _glob_root(spec), start, end)
@@ -106,6 +107,11 @@ def _media_in(folder: Path, recursive: bool) -> list[Path]:
     pattern = "**/*" if recursive else "*"
     return sorted(p for p in folder.glob(pattern) if p.is_file() and not p.name.startswith(".")
                   and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_INPUT_SUFFIXES)
+
+
+def _outside(files: list[Path], folders: Sequence[Path]) -> list[Path]:
+    resolved = [f.resolve() for f in folders]
+    return [p for p in files if not any(p.resolve().is_relative_to(f) for f in resolved)]
 
 
 def _files(files: list[Path], root: Path, start: float | None, end: float | None) -> Source:
