@@ -3,6 +3,7 @@
     vidseg convert [NAME | --checkpoint PTH] [-o DIR] [--int8 --calibration MEDIA]
     vidseg process INPUT [-o OUTPUT] [--labels DIR] [--model DIR] [--device AUTO] ...
     vidseg info [--model DIR]
+    vidseg plot STATS.jsonl -o timeline.png [--classes labels.json | --model DIR]
     vidseg bench [...]
 
 Data flow for ``process``: ``sources.open_source`` -> ``api.Segmenter`` (compiles an ``engine.Engine``) ->
@@ -88,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="show devices and a model's metadata")
     i.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
 
+    pl = sub.add_parser("plot", help="per-frame class shares (--stats) as a timeline picture (PNG or SVG)")
+    pl.add_argument("stats", type=Path, help="JSON lines written by vidseg process --stats")
+    pl.add_argument("-o", "--output", type=Path, required=True, help="timeline.png or timeline.svg")
+    pl.add_argument("--classes", type=Path, help="labels.json written by --labels, for the class colours")
+    pl.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
+                    help=f"else the colours come from this model (default {DEFAULT_MODEL_DIR})")
+    pl.add_argument("--top", type=int, default=8, help="classes drawn on their own (default 8; the rest: other)")
+    pl.add_argument("--input", help="a collection's stats: which input to plot (default the first)")
+
     b = sub.add_parser("bench", help="throughput benchmark; writes bench/results.json")
     bench_options.add_arguments(b)
     return parser
@@ -108,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             return run(args)
         if args.command == "info":
             return info(args)
+        if args.command == "plot":
+            return plot_stats(args)
         from vidseg import bench
 
         return bench.run(args)
@@ -297,6 +309,25 @@ def write_all(stream: Stream, writer: Writer | CollectionWriter, quiet: bool) ->
             signal.signal(s, handler)
         stream.summary.audio_skipped = writer.audio_skipped
     return stream.summary
+
+
+def plot_stats(args: argparse.Namespace) -> int:
+    from vidseg import plot
+
+    if args.top < 1:
+        raise VidsegError(f"--top must be at least 1, got {args.top}")
+    timeline = plot.read_stats(args.stats, args.input)
+    if args.classes is not None:
+        colors = plot.class_colors(args.classes)
+    else:
+        import openvino as ov
+
+        from vidseg.modeldir import read_model
+
+        _, meta = read_model(args.model, ov.Core())
+        colors = dict(zip(meta.class_names, meta.class_colors, strict=True))
+    print(f"wrote {plot.plot(timeline, colors, args.output, args.top)}")
+    return EXIT_OK
 
 
 def info(args: argparse.Namespace) -> int:
