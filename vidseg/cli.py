@@ -14,7 +14,6 @@ Data flow for ``process``: ``sources.open_source`` -> ``api.Segmenter`` (compile
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import time
@@ -27,9 +26,9 @@ import vidseg
 from convert import options as convert_options
 from vidseg import bench_options, cpu
 from vidseg.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, VidsegError
-from vidseg.images import IMAGE_SUFFIXES
 from vidseg.modeldir import DEFAULT_MODEL_DIR
-from vidseg.sinks import VIDEO_SUFFIXES, write_json
+from vidseg.outputs import plan_collection, plan_outputs
+from vidseg.sinks import write_json
 from vidseg.sources import CollectionSource
 from vidseg.writer import CollectionWriter, Writer
 
@@ -156,82 +155,6 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise VidsegError("--end must be after --start")
     if args.output is None and args.labels is None:
         raise VidsegError("nothing to write: pass -o OUTPUT and/or --labels DIR")
-
-
-def _writable_dir(path: Path, what: str) -> Path:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise VidsegError(f"cannot create {what} {path}: {e.strerror}") from None
-    if not path.is_dir() or not os.access(path, os.W_OK):
-        raise VidsegError(f"cannot write to {what} {path}")
-    return path
-
-
-def _same(a: Path, b: Path) -> bool:
-    return a.resolve() == b.resolve()
-
-
-def plan_collection(args: argparse.Namespace, source: CollectionSource) -> CollectionWriter:
-    """Folders for a collection's outputs, checked before any work starts: no two inputs may share one."""
-    if args.output is not None and args.output.suffix.lower() in VIDEO_SUFFIXES:
-        raise VidsegError(f"for a collection of videos -o is a folder (one overlay per video), not {args.output}")
-    for flag, folder in (("-o", args.output), ("--labels", args.labels)):
-        if folder is not None and any(Path(e.spec).is_file() and _same(Path(e.spec).parent, folder)
-                                      for e in source.entries):
-            raise VidsegError(f"{flag} must not be an input folder: outputs would mix with the inputs")
-    writer = CollectionWriter(videos=_writable_dir(args.output, "output folder") if args.output else None,
-                              labels=_writable_dir(args.labels, "labels folder") if args.labels else None,
-                              stats=args.stats, alpha=args.alpha, crf=args.crf, preset=args.preset,
-                              append_stats=args.resume)
-    claimed: dict[Path, str] = {}
-    for e in source.entries:
-        outputs = [e.name.with_suffix(".png")] if e.is_image else [p for p in writer.video_outputs(e.name) if p]
-        for out in outputs:
-            if out in claimed:
-                raise VidsegError(f"{claimed[out]} and {e.name} would both write {out}: rename one of them")
-            claimed[out] = str(e.name)
-    for path in (args.stats, args.summary):
-        if path is not None:
-            _writable_dir(path.parent, "output folder")
-    return writer
-
-
-def plan_outputs(args: argparse.Namespace, source_kind: str, input_path: Path | None) -> Writer:
-    """A ``Writer`` for what the flags ask, after checking every path before any work starts."""
-    video = images = image = labels = None
-    if args.output is not None:
-        suffix = args.output.suffix.lower()
-        if input_path is not None and input_path.exists() and _same(args.output, input_path):
-            raise VidsegError(f"output {args.output} would overwrite the input")
-        if source_kind == "images":
-            if input_path is not None and input_path.is_file() and suffix in IMAGE_SUFFIXES:
-                _writable_dir(args.output.parent, "output folder")
-                image = args.output
-            elif suffix in VIDEO_SUFFIXES:
-                raise VidsegError(f"for image inputs -o is a folder of overlay images, not {args.output}")
-            else:
-                if input_path is not None and input_path.is_dir() and _same(args.output, input_path):
-                    raise VidsegError("-o must not be the input folder: overlays would overwrite the images")
-                images = _writable_dir(args.output, "output folder")
-        else:
-            if suffix not in VIDEO_SUFFIXES:
-                raise VidsegError(f"for video inputs -o must be a video file ({', '.join(VIDEO_SUFFIXES)}), "
-                                  f"got {args.output}")
-            if args.output.is_dir():
-                raise VidsegError(f"output {args.output} is a folder")
-            _writable_dir(args.output.parent, "output folder")
-            video = args.output
-    if args.labels is not None:
-        if input_path is not None and input_path.is_dir() and _same(args.labels, input_path):
-            raise VidsegError("--labels must not be the input folder: label PNGs would overwrite the images")
-        labels = _writable_dir(args.labels, "labels folder")
-    if args.stats is not None:
-        _writable_dir(args.stats.parent, "stats folder")
-    if args.summary is not None:
-        _writable_dir(args.summary.parent, "summary folder")
-    return Writer(video=video, images=images, image=image, labels=labels, stats=args.stats, alpha=args.alpha,
-                  crf=args.crf, preset=args.preset, append_stats=args.resume)
 
 
 def process(args: argparse.Namespace) -> int:
