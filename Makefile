@@ -38,9 +38,11 @@ demo: convert samples
 	$(BIN)/vidseg process $(MEDIA)/pan_720p.mp4 -o out/demo.mp4 --labels out/demo_labels \
 		--stats out/demo_stats.jsonl --summary out/demo_summary.json
 	$(BIN)/vidseg process $(MEDIA)/images --recursive -o out/demo_images --labels out/demo_image_labels
+	$(BIN)/vidseg plot out/demo_stats.jsonl -o out/demo_timeline.png --classes out/demo_labels/labels.json
 	@echo
-	@echo "outputs: out/demo.mp4 (overlay video), out/demo_labels/ (label PNGs + labels.json),"
-	@echo "         out/demo_stats.jsonl, out/demo_summary.json, out/demo_images/, out/demo_image_labels/"
+	@echo "outputs: out/demo.mp4 (overlay video), out/demo_labels/ (label PNGs, labels.json, frames.json),"
+	@echo "         out/demo_stats.jsonl, out/demo_timeline.png, out/demo_summary.json, out/demo_images/,"
+	@echo "         out/demo_image_labels/"
 
 test: install
 	$(BIN)/python -m pytest -q
