@@ -289,20 +289,24 @@ def test_public_surface_is_all_and_typed() -> None:
 
 def test_docstring_examples_run(tmp_path: Path, seg: Segmenter, photo: Path, clip: Path, tiny_model: Path) -> None:
     import vidseg.api
+    import vidseg.errors
+    import vidseg.modeldir
     import vidseg.pipeline
     import vidseg.result
+    import vidseg.summary
     import vidseg.writer
 
     globs = {"seg": seg, "image": cv2.imread(str(photo)), "video_path": clip, "model_dir": tiny_model,
              "out_dir": tmp_path, "Segmenter": Segmenter, "Writer": Writer}
     ran = 0
-    for module in (vidseg.api, vidseg.result, vidseg.pipeline, vidseg.writer):
+    for module in (vidseg.api, vidseg.result, vidseg.pipeline, vidseg.writer, vidseg.summary, vidseg.modeldir,
+                   vidseg.errors):
         for test in doctest.DocTestFinder().find(module, globs=dict(globs)):
             runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
             runner.run(test)
             assert runner.failures == 0, f"{test.name}: see the output above"
             ran += runner.tries
-    assert ran >= 15
+    assert ran >= 20
 
 
 def test_sample_script_prints_class_shares_of_a_video(seg: Segmenter, clip: Path, tiny_model: Path) -> None:

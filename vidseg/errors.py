@@ -14,7 +14,15 @@ EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; outputs hold what was done
 
 
 class VidsegError(Exception):
-    """A problem with the user's input or environment, reported as one line."""
+    """A problem with the user's input or environment, reported as one line.
+
+    >>> import vidseg
+    >>> try:
+    ...     Segmenter("no/such/model")
+    ... except vidseg.VidsegError as e:           # or the precise subclass, vidseg.ModelError
+    ...     print(type(e).__name__, e)
+    ModelError no model at no/such/model: run 'vidseg convert' (downloads the default checkpoint) or ...
+    """
 
     def __init__(self, message: str, exit_code: int = EXIT_USAGE):
         super().__init__(message)

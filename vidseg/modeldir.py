@@ -28,7 +28,12 @@ DEFAULT_MODEL_DIR = Path("models/seg_tiny_mask")
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the runtime needs to know to run a converted Segmenter faithfully."""
+    """What the runtime needs to know to run a converted Segmenter faithfully.
+
+    >>> info = seg.model_info
+    >>> info.window_size, info.n_classes, info.class_names[0], info.class_colors[0]
+    (512, 150, 'wall', (120, 120, 120))
+    """
 
     name: str
     dataset: str

@@ -11,6 +11,14 @@ STAGES = ("decode", "preprocess", "inference", "stitch", "render", "write")
 
 @dataclass
 class Summary:
+    """What a run did: frames in and out, what was skipped and why, time per stage (``--summary``).
+
+    >>> frames = seg.stream(video_path, max_frames=2)
+    >>> _ = list(frames)
+    >>> frames.summary.frames_out, frames.summary.skipped, sorted(frames.summary.to_dict())[:3]
+    (2, 0, ['approximate_blocks', 'audio_skipped', 'decode_errors'])
+    """
+
     source: str
     device: str
     execution_devices: list[str]
