@@ -251,7 +251,7 @@ class ImageSource(Source):
 
     def frames(self) -> Iterator[Frame]:
         for i, path in enumerate(self.files):
-            name = path.relative_to(self.root) if path.is_relative_to(self.root) else Path(path.name)
+            name = _relative(path, self.root)
             if self.skip is not None and self.skip(name):
                 yield Frame(i, None, name=name, resumed=True)
                 continue
