@@ -87,7 +87,6 @@ class Stream:
         self._queue = engine.queue(self._on_window)
         self._threads: list[threading.Thread] = []
         self._started = 0.0
-        self.stopping = False  # stop() was asked for
         self.closed = False
 
     # --- what the input is ---------------------------------------------------------------------------
@@ -149,10 +148,14 @@ class Stream:
     def __exit__(self, *exc: object) -> None:
         self.close(raise_error=exc[0] is None)
 
+    @property
+    def stopping(self) -> bool:
+        """``stop()`` was asked for (a second Ctrl-C in the CLI then stops at once)."""
+        return self.summary.interrupted
+
     def stop(self, now: bool = False) -> None:
         """Stop reading input. Frames already in flight are still handed over unless ``now``. Safe to call
         from a signal handler; ``summary.interrupted`` records it."""
-        self.stopping = True
         self.summary.interrupted = True
         self._halt.set()
         if now:
