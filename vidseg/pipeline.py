@@ -188,7 +188,7 @@ class Stream:
         s = self.summary
         s.wall_s = time.perf_counter() - self._started if self._started else 0.0
         s.decode_errors = self._source.decode_errors
-        for name, n in getattr(self._source, "decode_errors_by_input", {}).items():
+        for name, n in self._source.decode_errors_by_input.items():
             s.count(name, "decode_errors", n)
         s.gaps = self._source.gaps
         s.approximate_blocks = self._stitcher.approximate_blocks

@@ -12,10 +12,11 @@ import os
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import av
@@ -59,6 +60,7 @@ class Source:
     time_base: Fraction = LIVE_TIME_BASE
     audio: Any = None  # PyAV audio stream to copy, if any
     decode_errors = 0  # frames or packets that failed to decode and were skipped
+    decode_errors_by_input: Mapping[str, int] = MappingProxyType({})  # collections: the same, per file
     gaps = 0  # live sources: times the source dropped and was reopened
     trailing_packets: Sequence[Any] = ()  # video: audio packets after the last frame
     skip: Callable[[Path], bool] | None = None  # image inputs: names whose outputs are already complete
