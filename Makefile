@@ -20,7 +20,7 @@ $(BIN)/vidseg: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch is pinned exactly (the CPU build); anything looser pulls gigabytes of CUDA packages.
-	$(BIN)/pip install --quiet -e '.[convert,plot,dev]'
+	$(BIN)/pip install --quiet -e '.[convert,plot,ray,dev]'
 	touch $(BIN)/vidseg
 
 convert: install

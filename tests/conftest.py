@@ -62,13 +62,16 @@ def oracle_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def encode_video(path: Path, frames: list[np.ndarray], fps: Fraction = Fraction(24), pts: list[int] | None = None,
-                 time_base: Fraction | None = None, crf: int = 12, pix_fmt: str = "yuv420p") -> Path:
-    """H.264 yuv420p MP4 from BGR frames (optionally with explicit timestamps)."""
+                 time_base: Fraction | None = None, crf: int = 12, pix_fmt: str = "yuv420p",
+                 gop: int | None = None) -> Path:
+    """H.264 yuv420p MP4 from BGR frames (optionally with explicit timestamps and a keyframe every ``gop``)."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = pix_fmt
         stream.options = {"crf": str(crf), "preset": "veryfast"}
+        if gop is not None:
+            stream.codec_context.gop_size = gop
         if time_base is not None:
             stream.codec_context.time_base = time_base
         for i, image in enumerate(frames):

@@ -41,7 +41,8 @@ class Segmenter:
     LATENCY for a live loop that wants each frame back soonest. ``nireq`` infer requests per stream (0:
     OpenVINO's optimum, at least 2); ``stride`` overlapping windows (default: the model's);
     ``precision`` the CPU arithmetic for non-INT8 layers (f32, upstream's; bf16/f16 faster, labels drift);
-    ``cpu_streams`` CPU inference streams (see the README: Devices).
+    ``cpu_streams`` CPU inference streams (see the README: Devices); ``cpu_threads`` the CPU threads
+    inference may use (0: every core).
 
     Thread safety: one ``Segmenter`` may be shared by threads. Calls run concurrently, each thread on
     its own infer request, and each ``stream()`` or ``segment_batch()`` has its own request pool. A single
@@ -50,16 +51,16 @@ class Segmenter:
 
     def __init__(self, model: str | Path = DEFAULT_MODEL_DIR, device: str = "AUTO", *,
                  performance: str = "THROUGHPUT", nireq: int = 0, stride: int | None = None,
-                 precision: str = "f32", cpu_streams: int = 1):
+                 precision: str = "f32", cpu_streams: int = 1, cpu_threads: int = 0):
         if performance not in PERFORMANCE_HINTS:
             raise VidsegError(f"performance must be one of {', '.join(PERFORMANCE_HINTS)}, got {performance!r}")
         if precision not in PRECISIONS:
             raise VidsegError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if stride is not None and stride <= 0:
             raise VidsegError(f"stride must be a positive number of pixels, got {stride}")
-        if nireq < 0 or cpu_streams < 1:
-            raise VidsegError("nireq must be 0 (automatic) or more and cpu_streams at least 1")
-        engine = Engine(Path(model), device, performance, nireq, stride, precision, cpu_streams)
+        if nireq < 0 or cpu_streams < 1 or cpu_threads < 0:
+            raise VidsegError("nireq must be 0 (automatic) or more, cpu_streams at least 1, cpu_threads 0 or more")
+        engine = Engine(Path(model), device, performance, nireq, stride, precision, cpu_streams, cpu_threads)
         if engine.stride > engine.info.window_size:
             raise VidsegError(f"stride {engine.stride} is larger than the window ({engine.info.window_size})")
         self._engine: Engine | None = engine

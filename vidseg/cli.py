@@ -25,6 +25,7 @@ from tqdm import tqdm
 import vidseg
 from convert import options as convert_options
 from vidseg import bench_options, cpu
+from vidseg.cluster.units import DEFAULT_SEGMENT_FRAMES
 from vidseg.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, VidsegError
 from vidseg.modeldir import DEFAULT_MODEL_DIR
 from vidseg.outputs import plan_collection, plan_outputs
@@ -33,7 +34,7 @@ from vidseg.sources import CollectionSource
 from vidseg.writer import CollectionWriter, Writer
 
 if TYPE_CHECKING:
-    from vidseg.pipeline import Stream
+    from vidseg.streaming import FrameStream
     from vidseg.summary import Summary
 
 
@@ -81,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", type=Path, help="write the run summary as JSON")
     p.add_argument("--reconnect-attempts", type=int, default=5, help="live: reopen tries before giving up")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary screen")
+    r = p.add_argument_group("cluster (the [ray] extra; see README: Collections and clusters)")
+    r.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                   help="run inference on a Ray cluster: its address (host:port), none for the cluster 'ray "
+                        "start' made on this machine, or 'local' for a new one-machine cluster")
+    r.add_argument("--ray-cpus", type=int, help="CPUs per Ray task (default: as many as the smallest node has)")
+    r.add_argument("--segment-frames", type=int, default=DEFAULT_SEGMENT_FRAMES,
+                   help=f"split videos at the first keyframe after this many frames (default {DEFAULT_SEGMENT_FRAMES})")
 
     c = sub.add_parser("convert", help="checkpoint -> verified OpenVINO model directory")
     convert_options.add_arguments(c)
@@ -171,18 +179,30 @@ def process(args: argparse.Namespace) -> int:
             writer = plan_collection(args, source)
         else:
             writer = plan_outputs(args, source.kind, None if source.live else Path(args.input))
-        seg = Segmenter(args.model, args.device, performance=args.hint or ("LATENCY" if source.live else "THROUGHPUT"),
-                        nireq=args.nireq, stride=args.stride, precision=args.precision_hint,
-                        cpu_streams=args.cpu_streams)
-        if not args.quiet:
-            print(f"vidseg: {args.device} -> {', '.join(seg.execution_devices)}, {seg.nireq} requests, "
-                  f"model {seg.model_info.name} {seg.model_info.precision}", file=sys.stderr)
-            warning = cpu.advice().warning(seg.model_info.precision, seg.execution_devices)
-            if warning:
-                print(f"vidseg: {warning}", file=sys.stderr)
-        stream = seg.stream(source, max_frames=args.max_frames,
-                            overlay_alpha=args.alpha if writer.wants_overlay else None,
-                            skip=writer.done if args.resume and source.kind in ("images", "collection") else None)
+        overlay_alpha = args.alpha if writer.wants_overlay else None
+        skip = writer.done if args.resume and source.kind in ("images", "collection") else None
+        stream: FrameStream
+        if args.ray is not None:
+            from vidseg.cluster.stream import cluster_stream
+
+            stream = cluster_stream(source, args.ray, args.model, args.device, stride=args.stride,
+                                    precision=args.precision_hint, cpu_streams=args.cpu_streams,
+                                    cpus_per_task=args.ray_cpus, segment_frames=args.segment_frames,
+                                    start=args.start, end=args.end, max_frames=args.max_frames,
+                                    overlay_alpha=overlay_alpha, skip=skip)
+            if not args.quiet:
+                print(f"vidseg: {stream.summary.device}", file=sys.stderr)
+        else:
+            seg = Segmenter(args.model, args.device, nireq=args.nireq, stride=args.stride,
+                            performance=args.hint or ("LATENCY" if source.live else "THROUGHPUT"),
+                            precision=args.precision_hint, cpu_streams=args.cpu_streams)
+            if not args.quiet:
+                print(f"vidseg: {args.device} -> {', '.join(seg.execution_devices)}, {seg.nireq} requests, "
+                      f"model {seg.model_info.name} {seg.model_info.precision}", file=sys.stderr)
+                warning = cpu.advice().warning(seg.model_info.precision, seg.execution_devices)
+                if warning:
+                    print(f"vidseg: {warning}", file=sys.stderr)
+            stream = seg.stream(source, max_frames=args.max_frames, overlay_alpha=overlay_alpha, skip=skip)
     except BaseException:
         source.close()
         raise
@@ -199,7 +219,7 @@ def process(args: argparse.Namespace) -> int:
     return EXIT_SKIPPED if summary.skipped else EXIT_OK
 
 
-def write_all(stream: Stream, writer: Writer | CollectionWriter, quiet: bool) -> Summary:
+def write_all(stream: FrameStream, writer: Writer | CollectionWriter, quiet: bool) -> Summary:
     """Every frame of the stream through the writer, with a progress bar (and the file being written, for
     collections). Ctrl-C or SIGTERM stops intake and lets the frames in flight be written (exit 130); a
     second one drops them."""

@@ -119,10 +119,10 @@ def _outside(files: list[Path], folders: Sequence[Path]) -> list[Path]:
 def _files(files: list[Path], root: Path, start: float | None, end: float | None) -> Source:
     if all(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
         return ImageSource(files, root)
-    return CollectionSource([Entry(str(p), _relative(p, root)) for p in files], start, end)
+    return CollectionSource([Entry(str(p), relative_name(p, root)) for p in files], start, end)
 
 
-def _relative(path: Path, root: Path) -> Path:
+def relative_name(path: Path, root: Path) -> Path:
     return path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
 
 
@@ -148,7 +148,7 @@ def _listed(list_file: Path, recursive: bool, start: float | None, end: float | 
     root = Path(os.path.commonpath([p.parent.absolute() for p in paths])) if paths else Path(".")
     if not urls and all(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in paths):
         return ImageSource([p.absolute() for p in paths], root)
-    entries = [Entry(str(p), _relative(p.absolute(), root)) for p in paths]
+    entries = [Entry(str(p), relative_name(p.absolute(), root)) for p in paths]
     entries += [Entry(url, Path(_url_name(url))) for url in urls]
     return CollectionSource(entries, start, end)
 
@@ -173,10 +173,15 @@ def _rotate(image: np.ndarray, degrees: float) -> np.ndarray:
 
 
 class VideoSource(Source):
+    """A video file. ``first_pts``/``end_pts`` keep only the frames with ``first_pts <= pts < end_pts``,
+    reading from the keyframe at ``first_pts``: one segment of a video split for a cluster."""
+
     kind = "video"
 
-    def __init__(self, path: Path, start: float | None = None, end: float | None = None):
+    def __init__(self, path: Path, start: float | None = None, end: float | None = None, *,
+                 first_pts: int | None = None, end_pts: int | None = None):
         self.path, self.start, self.end = path, start, end
+        self.first_pts, self.end_pts = first_pts, end_pts
         try:
             self.container = av.open(str(path), metadata_errors="ignore")
         except av.error.FFmpegError as e:
@@ -200,7 +205,9 @@ class VideoSource(Source):
         return None
 
     def frames(self) -> Iterator[Frame]:
-        if self.start:
+        if self.first_pts is not None:
+            self.container.seek(self.first_pts, stream=self.stream)
+        elif self.start:
             self.container.seek(int(self.start / self.time_base), stream=self.stream)
         streams = [self.stream] + ([self.audio] if self.audio is not None else [])
         index, audio = 0, []
@@ -225,6 +232,10 @@ class VideoSource(Source):
             for f in decoded:
                 if f.pts is not None and self.start and f.pts * self.time_base < self.start:
                     continue
+                if f.pts is not None and self.first_pts is not None and f.pts < self.first_pts:
+                    continue  # an open GOP's leading frames: the previous segment's
+                if f.pts is not None and self.end_pts is not None and f.pts >= self.end_pts:
+                    return
                 if f.pts is not None and self.end is not None and f.pts * self.time_base > self.end:
                     self.trailing_packets = audio
                     return
@@ -253,7 +264,7 @@ class ImageSource(Source):
 
     def frames(self) -> Iterator[Frame]:
         for i, path in enumerate(self.files):
-            name = _relative(path, self.root)
+            name = relative_name(path, self.root)
             if self.skip is not None and self.skip(name):
                 yield Frame(i, None, name=name, resumed=True)
                 continue

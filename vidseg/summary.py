@@ -39,10 +39,10 @@ class Summary:
     stage_n: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add_time(self, stage: str, seconds: float) -> None:
+    def add_time(self, stage: str, seconds: float, frames: int = 1) -> None:
         with self._lock:
             self.stage_s[stage] += seconds
-            self.stage_n[stage] += 1
+            self.stage_n[stage] += frames
 
     def fail(self, item: str, reason: str, input_name: str | None = None) -> None:
         with self._lock:
