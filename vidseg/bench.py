@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     print("bench: a collection of 10 short clips vs one long clip ...", file=sys.stderr)
     results["collection"] = collection_vs_long(args.clips[-1], args.model, args.device)
 
+    print("bench: the long clip on a one-machine Ray cluster (--ray local) ...", file=sys.stderr)
+    results["ray"] = ray_vs_local(results["collection"], args.model, args.device)
+
     print("bench: notebook-style baseline ...", file=sys.stderr)
     results["baseline"] = notebook_baseline(args.clips[0], args.baseline_model, args.device, args.baseline_frames)
     print("bench: INT8 vs FP32 label agreement ...", file=sys.stderr)
@@ -103,18 +106,46 @@ def collection_vs_long(clip: Path, model_dir: Path, device: str, parts: int = 10
     _encode(work / "long.mp4", frames, rate)
     for k in range(parts):
         _encode(work / "clips" / f"part{k:02d}.mp4", frames[k * per:(k + 1) * per], rate)
-    runs = {}
-    for name, src, out in (("long", work / "long.mp4", work / "long_out.mp4"),
-                           ("collection", work / "clips", work / "collection_out")):
-        started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "vidseg", "process", str(src), "--model", str(model_dir),
-                               "--device", device, "-o", str(out), "--quiet"], capture_output=True, text=True)
-        wall = time.perf_counter() - started
-        if proc.returncode != 0:
-            raise VidsegError(f"vidseg process failed on {src}: {proc.stderr.strip()[-300:]}")
-        runs[name] = {"frames": len(frames), "wall_s": round(wall, 2), "fps": round(len(frames) / wall, 3)}
-    return {"clip": clip.name, "parts": parts, **runs,
+    runs = {name: _timed_run(src, model_dir, device, out, len(frames))
+            for name, src, out in (("long", work / "long.mp4", work / "long_out.mp4"),
+                                   ("collection", work / "clips", work / "collection_out"))}
+    return {"clip": clip.name, "parts": parts, "long_clip": str(work / "long.mp4"), **runs,
             "ratio": round(runs["collection"]["fps"] / runs["long"]["fps"], 3)}
+
+
+def _timed_run(src: Path, model_dir: Path, device: str, out: Path, frames: int, *extra: str) -> dict[str, Any]:
+    """One ``vidseg process`` run in its own process, timed from launch to exit (start-up included)."""
+    summary = out.with_name(out.stem + "_summary.json")
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "vidseg", "process", str(src), "--model", str(model_dir),
+                           "--device", device, "-o", str(out), "--summary", str(summary), "--quiet", *extra],
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise VidsegError(f"vidseg process failed on {src}: {proc.stderr.strip()[-300:]}")
+    return {"frames": frames, "wall_s": round(wall, 2), "fps": round(frames / wall, 3),
+            "summary": json.loads(summary.read_text())}
+
+
+def ray_vs_local(collection: dict[str, Any], model_dir: Path, device: str, segment_frames: int = 30,
+                 nodes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> dict[str, Any]:
+    """The collection's long clip again with ``--ray local``: what Ray costs on one node, and a model of N
+    nodes from what was measured. A node delivers ``worker_fps`` (frames over seconds inside tasks, so
+    per-segment costs are in it); the driver decodes, renders and encodes every frame, which caps the
+    cluster at ``1000 / driver_ms`` fps however many nodes there are."""
+    local = collection["long"]
+    frames = local["frames"]
+    ray = _timed_run(Path(collection["long_clip"]), model_dir, device, Path("bench/work/collection/ray_out.mp4"),
+                     frames, "--ray", "local", "--segment-frames", str(segment_frames))
+    c, stages = ray["summary"]["cluster"], ray["summary"]["stage_ms_per_frame"]
+    worker_fps = frames / c["task_s"]
+    driver_ms = stages["decode"] + stages["render"] + stages["write"]
+    return {"frames": frames, "segment_frames": segment_frames, "units": c["units"], "local_fps": local["fps"],
+            "ray_fps": ray["fps"], "ratio": round(ray["fps"] / local["fps"], 3),
+            "start_up_s": round(ray["wall_s"] - ray["summary"]["wall_s"], 2),
+            "worker_fps": round(worker_fps, 3), "driver_ms_per_frame": round(driver_ms, 2),
+            "overhead_per_unit_s": round((ray["wall_s"] - local["wall_s"]) / c["units"], 3),
+            "model_fps": {n: round(min(n * worker_fps, 1000 / driver_ms), 2) for n in nodes}}
 
 
 def _encode(path: Path, frames: list[np.ndarray], rate: Fraction) -> None:
@@ -122,6 +153,7 @@ def _encode(path: Path, frames: list[np.ndarray], rate: Fraction) -> None:
         stream = out.add_stream("libx264", rate=rate)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt, stream.options = "yuv420p", {"crf": "18", "preset": "veryfast"}
+        stream.codec_context.gop_size = 30  # a keyframe a second, as cameras write: the Ray run splits there
         for image in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
                 out.mux(packet)
@@ -228,7 +260,8 @@ def int8_agreement(clip: Path, fp32: Path, int8: Path, device: str, frames: int)
 
 def ratios(r: dict[str, Any]) -> dict[str, Any]:
     ceil = {k: v["windows_per_s"] for k, v in r["ceiling"].items()}
-    out: dict[str, Any] = {"int8_vs_fp32_ceiling": round(ceil["int8"] / ceil["fp32"], 3)}
+    out: dict[str, Any] = {"int8_vs_fp32_ceiling": round(ceil["int8"] / ceil["fp32"], 3),
+                           "--ray local vs local, one node": r["ray"]["ratio"]}
     for e in r["end_to_end"]:
         name = f"{e['clip']}:{e['model']}"
         out[f"{name} of own ceiling"] = round(e["fps"] * e["windows_per_frame"] / ceil[e["model"]], 3)
@@ -257,6 +290,11 @@ def table(r: dict[str, Any]) -> str:
     c = r["collection"]
     lines += ["", f"collection of {c['parts']} clips ({c['clip']} cut up): {c['collection']['fps']} fps vs one long "
               f"clip {c['long']['fps']} fps: ratio {c['ratio']}"]
+    ray = r["ray"]
+    lines += [f"--ray local on the long clip ({ray['units']} segments): {ray['ray_fps']} fps vs {ray['local_fps']} "
+              f"locally: ratio {ray['ratio']}; a node {ray['worker_fps']} fps inside tasks, the driver "
+              f"{ray['driver_ms_per_frame']} ms/frame, start-up {ray['start_up_s']} s",
+              "model fps by nodes: " + ", ".join(f"{n}: {v}" for n, v in ray["model_fps"].items())]
     lines += ["", f"notebook baseline on {b['clip']}: {b['fps']} fps ({b['frames']} frames in {b['wall_s']} s)",
               f"INT8 vs FP32 label agreement: mean {r['int8_label_agreement']['mean']:.2%}, "
               f"worst {r['int8_label_agreement']['worst']:.2%}", "", "| ratio | value |", "|---|---|"]

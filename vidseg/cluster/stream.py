@@ -80,8 +80,9 @@ def connect(address: str, cpus_per_task: int | None = None) -> Cluster:
             else:
                 ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError) as e:
+            hint = "" if os.environ.get("RAY_AUTH_MODE") else "; a cluster with tokens needs RAY_AUTH_MODE=token"
             raise VidsegError(f"cannot join a Ray cluster at {address}: {str(e).splitlines()[0]} (start one "
-                              "with 'ray start --head', or use --ray local)") from None
+                              f"with 'ray start --head', or use --ray local{hint})") from None
     node_cpus = [int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]]
     if not any(node_cpus):
         raise VidsegError(f"the Ray cluster at {address} has no CPUs to run on")
@@ -107,7 +108,7 @@ class RayStream(FrameStream):
         if skip is not None:
             source.skip = skip
         self._ray = ray
-        self._settings = settings
+        self._cluster, self._settings = cluster, settings
         self._units: Iterator[Unit] = plan(source, segment_frames, settings.start, settings.end, skip)
         self._task = ray.remote(run_task).options(num_cpus=cluster.cpus_per_task, max_retries=TASK_RETRIES,
                                                   retry_exceptions=False)
@@ -115,7 +116,8 @@ class RayStream(FrameStream):
         self._pending: deque[Any] = deque()  # ObjectRefs of UnitLabels, in unit order
         self._current: UnitLabels | None = None
         self._pos = 0
-        self.units = 0
+        self._units_done = 0
+        self._task_s = 0.0
 
     def _stages(self) -> list[tuple[str, Callable[[], None]]]:
         return [("post", self._label)]
@@ -125,6 +127,13 @@ class RayStream(FrameStream):
         for ref in self._pending:
             self._ray.cancel(ref)
         self._pending.clear()
+
+    def _finish_summary(self) -> None:
+        super()._finish_summary()
+        c = self._cluster
+        self.summary.cluster = {"address": c.address, "nodes": c.nodes, "cpus": c.cpus,
+                                "cpus_per_task": c.cpus_per_task, "tasks_at_once": c.slots,
+                                "units": self._units_done, "task_s": round(self._task_s, 3)}
 
     def _label(self) -> None:
         try:
@@ -179,7 +188,8 @@ class RayStream(FrameStream):
             except self._ray.exceptions.RayError as e:
                 raise VidsegError(f"a Ray task failed: {_first_line(e)}") from None
             self._pending.popleft()
-            self.units += 1
+            self._units_done += 1
+            self._task_s += result.seconds
             if result.pts:
                 self.summary.add_time("inference", result.seconds, len(result.pts))
             return result
