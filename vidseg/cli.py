@@ -29,11 +29,13 @@ from vidseg.cluster.units import DEFAULT_SEGMENT_FRAMES
 from vidseg.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, VidsegError
 from vidseg.modeldir import DEFAULT_MODEL_DIR
 from vidseg.outputs import plan_collection, plan_outputs
+from vidseg.preview.server import DEFAULT_ADDRESS
 from vidseg.sinks import write_json
 from vidseg.sources import CollectionSource
 from vidseg.writer import CollectionWriter, Writer
 
 if TYPE_CHECKING:
+    from vidseg.preview.server import Preview
     from vidseg.streaming import FrameStream
     from vidseg.summary import Summary
 
@@ -82,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", type=Path, help="write the run summary as JSON")
     p.add_argument("--reconnect-attempts", type=int, default=5, help="live: reopen tries before giving up")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary screen")
+    p.add_argument("--preview", nargs="?", const=DEFAULT_ADDRESS, metavar="HOST:PORT",
+                   help=f"watch the run in a web browser (default {DEFAULT_ADDRESS}; binding to another address "
+                        "exposes the video to that network, see README: Live preview)")
     r = p.add_argument_group("cluster (the [ray] extra; see README: Collections and clusters)")
     r.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
                    help="run inference on a Ray cluster: its address (host:port), none for the cluster 'ray "
@@ -161,8 +166,8 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise VidsegError(f"--start must be >= 0, got {args.start}")
     if args.end is not None and args.end <= (args.start or 0):
         raise VidsegError("--end must be after --start")
-    if args.output is None and args.labels is None:
-        raise VidsegError("nothing to write: pass -o OUTPUT and/or --labels DIR")
+    if args.output is None and args.labels is None and args.preview is None:
+        raise VidsegError("nothing to write: pass -o OUTPUT, --labels DIR and/or --preview")
 
 
 def process(args: argparse.Namespace) -> int:
@@ -203,10 +208,16 @@ def process(args: argparse.Namespace) -> int:
                 if warning:
                     print(f"vidseg: {warning}", file=sys.stderr)
             stream = seg.stream(source, max_frames=args.max_frames, overlay_alpha=overlay_alpha, skip=skip)
+        preview = None
+        if args.preview is not None:
+            from vidseg.preview.server import Preview
+
+            preview = Preview(args.preview, title=args.input, alpha=args.alpha)
+            print(f"vidseg: preview at {preview.url}", file=sys.stderr)
     except BaseException:
         source.close()
         raise
-    summary = write_all(stream, writer, args.quiet)
+    summary = write_all(stream, writer, args.quiet, preview)
     if args.summary is not None:
         write_json(args.summary, summary.to_dict())
     if not args.quiet:
@@ -219,10 +230,11 @@ def process(args: argparse.Namespace) -> int:
     return EXIT_SKIPPED if summary.skipped else EXIT_OK
 
 
-def write_all(stream: FrameStream, writer: Writer | CollectionWriter, quiet: bool) -> Summary:
-    """Every frame of the stream through the writer, with a progress bar (and the file being written, for
-    collections). Ctrl-C or SIGTERM stops intake and lets the frames in flight be written (exit 130); a
-    second one drops them."""
+def write_all(stream: FrameStream, writer: Writer | CollectionWriter, quiet: bool,
+              preview: Preview | None = None) -> Summary:
+    """Every frame of the stream through the writer (and offered to the preview), with a progress bar (and
+    the file being written, for collections). Ctrl-C or SIGTERM stops intake and lets the frames in flight
+    be written (exit 130); a second one drops them."""
 
     def on_signal(signum: int, _frame: object) -> None:
         stream.stop(now=stream.stopping)
@@ -237,6 +249,8 @@ def write_all(stream: FrameStream, writer: Writer | CollectionWriter, quiet: boo
                     t0 = time.thread_time()
                     writer.write(frame)
                     stream.summary.add_time("write", time.thread_time() - t0)
+                    if preview is not None:
+                        preview.publish(frame)
                     if frame.input != current and stream.input_count:
                         current = frame.input
                         progress.set_postfix_str(f"file {len(stream.summary.inputs)}/{stream.input_count}: "
@@ -248,6 +262,9 @@ def write_all(stream: FrameStream, writer: Writer | CollectionWriter, quiet: boo
             writer.close(complete=not stream.summary.interrupted)
     finally:
         progress.close()
+        if preview is not None:
+            preview.close()
+            stream.summary.preview_cpu_s = round(preview.cpu_s, 3)
         for s, handler in previous.items():
             signal.signal(s, handler)
         stream.summary.audio_skipped = writer.audio_skipped

@@ -115,6 +115,7 @@ class FrameResult(Result):
     rendered: tuple[float, np.ndarray] | None = field(default=None, repr=False)  # (alpha, overlay) if made
     source: Any = field(default=None, repr=False)  # the stream's Source: time base, rate, audio for writers
     audio: list[Any] = field(default_factory=list, repr=False)  # audio packets that precede this frame
+    received: float | None = field(default=None, repr=False)  # when the stream read it (time.perf_counter())
 
     def overlay(self, image: np.ndarray | None = None, alpha: float = 0.5) -> np.ndarray:
         """The colours blended over this frame (or over ``image``); free when the stream already made it."""

@@ -46,6 +46,7 @@ class Frame:
     packets: list[Any] = field(default_factory=list)  # audio packets to mux before this frame
     input: str | None = None  # collections: which input (relative name) the frame belongs to
     source: Source | None = None  # collections: the video it came from (time base, rate, audio)
+    received: float = 0.0  # when the stream read it (perf_counter): latency is measured from here
 
 
 class Source:

@@ -229,6 +229,7 @@ class FrameStream:
                 frame = next(frames, None)
                 if frame is None:
                     break
+                frame.received = time.perf_counter()
                 self.summary.add_time("decode", time.thread_time() - t0)
                 self.summary.frames_in += 1
                 self.summary.count(frame.input, "frames_in")
@@ -273,4 +274,5 @@ class FrameStream:
             labels=labels, palette=self._palette, class_names=self._class_names, rgb=source.rgb,
             index=frame.index, image=frame.image[:, :, ::-1] if source.rgb else frame.image,
             time=float(frame.pts * source.time_base) if frame.pts is not None else None, name=frame.name,
-            pts=frame.pts, rendered=rendered, source=source, audio=frame.packets, input=frame.input)
+            pts=frame.pts, rendered=rendered, source=source, audio=frame.packets, input=frame.input,
+            received=frame.received)
