@@ -18,7 +18,8 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tqdm import tqdm
 
@@ -28,6 +29,7 @@ from vidseg import bench_options, cpu
 from vidseg.cluster.units import DEFAULT_SEGMENT_FRAMES
 from vidseg.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, VidsegError
 from vidseg.modeldir import DEFAULT_MODEL_DIR
+from vidseg.netout import StreamOutput, is_stream_output
 from vidseg.outputs import plan_collection, plan_outputs
 from vidseg.preview.server import DEFAULT_ADDRESS
 from vidseg.sinks import write_json
@@ -35,7 +37,7 @@ from vidseg.sources import CollectionSource
 from vidseg.writer import CollectionWriter, Writer
 
 if TYPE_CHECKING:
-    from vidseg.preview.server import Preview
+    from vidseg.result import FrameResult
     from vidseg.streaming import FrameStream
     from vidseg.summary import Summary
 
@@ -56,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("process", help="segment a video, image(s), camera or stream")
     p.add_argument("input", help="video file, image, folder or glob (videos and images), @list.txt (one path or "
                         "URL a line), camera index (0) or stream URL")
-    p.add_argument("-o", "--output", type=Path, help="overlay video (.mp4/.mov/.mkv); a folder for images and "
+    p.add_argument("-o", "--output", action="append", help="overlay video (.mp4/.mov/.mkv); a folder for images and "
                                                       "collections")
     p.add_argument("--labels", type=Path, help="folder for label PNGs (pixel value = class id)")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help=f"model dir (default {DEFAULT_MODEL_DIR})")
@@ -166,14 +168,42 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise VidsegError(f"--start must be >= 0, got {args.start}")
     if args.end is not None and args.end <= (args.start or 0):
         raise VidsegError("--end must be after --start")
-    if args.output is None and args.labels is None and args.preview is None:
+    if args.output is None and args.labels is None and args.preview is None and not args.streams:
         raise VidsegError("nothing to write: pass -o OUTPUT, --labels DIR and/or --preview")
+
+
+def _split_outputs(args: argparse.Namespace) -> None:
+    """``-o`` may be given twice: one file or folder, and live stream URLs (``args.streams``)."""
+    targets = args.output or []
+    args.streams = [t for t in targets if is_stream_output(t)]
+    for url in args.streams:  # an unsupported scheme is refused before anything starts
+        StreamOutput.check(url)
+    files = [Path(t) for t in targets if not is_stream_output(t)]
+    if len(files) > 1:
+        raise VidsegError(f"-o takes one file or folder (and stream URLs), got {', '.join(map(str, files))}")
+    args.output = files[0] if files else None
+
+
+def _live_outputs(args: argparse.Namespace, source_kind: str) -> list[LiveOutput]:
+    """The preview and the stream outputs: they watch the run and never hold it back."""
+    outputs: list[LiveOutput] = []
+    if args.streams and source_kind not in ("video", "stream", "camera"):
+        raise VidsegError("-o URL streams the overlay of one video, camera or stream, not of a " + source_kind)
+    if args.preview is not None:
+        from vidseg.preview.server import Preview
+
+        preview = Preview(args.preview, title=args.input, alpha=args.alpha)
+        print(f"vidseg: preview at {preview.url}", file=sys.stderr)
+        outputs.append(preview)
+    outputs += [StreamOutput(url, args.alpha, args.crf, args.preset) for url in args.streams]
+    return outputs
 
 
 def process(args: argparse.Namespace) -> int:
     from vidseg.api import Segmenter
     from vidseg.sources import open_source
 
+    _split_outputs(args)
     _check_flags(args)
     # The input is opened first: a wrong camera, URL or file is a one-line error before the model compiles.
     source = open_source(args.input, args.recursive, args.start, args.end, args.reconnect_attempts,
@@ -184,7 +214,7 @@ def process(args: argparse.Namespace) -> int:
             writer = plan_collection(args, source)
         else:
             writer = plan_outputs(args, source.kind, None if source.live else Path(args.input))
-        overlay_alpha = args.alpha if writer.wants_overlay else None
+        overlay_alpha = args.alpha if writer.wants_overlay or args.streams else None
         skip = writer.done if args.resume and source.kind in ("images", "collection") else None
         stream: FrameStream
         if args.ray is not None:
@@ -208,16 +238,11 @@ def process(args: argparse.Namespace) -> int:
                 if warning:
                     print(f"vidseg: {warning}", file=sys.stderr)
             stream = seg.stream(source, max_frames=args.max_frames, overlay_alpha=overlay_alpha, skip=skip)
-        preview = None
-        if args.preview is not None:
-            from vidseg.preview.server import Preview
-
-            preview = Preview(args.preview, title=args.input, alpha=args.alpha)
-            print(f"vidseg: preview at {preview.url}", file=sys.stderr)
+        live = _live_outputs(args, source.kind)
     except BaseException:
         source.close()
         raise
-    summary = write_all(stream, writer, args.quiet, preview)
+    summary = write_all(stream, writer, args.quiet, live)
     if args.summary is not None:
         write_json(args.summary, summary.to_dict())
     if not args.quiet:
@@ -230,11 +255,21 @@ def process(args: argparse.Namespace) -> int:
     return EXIT_SKIPPED if summary.skipped else EXIT_OK
 
 
+class LiveOutput(Protocol):
+    """What watches a run without holding it back: the preview, a stream output."""
+
+    def publish(self, frame: FrameResult) -> None: ...
+
+    def close(self) -> None: ...
+
+    def report(self) -> dict[str, Any]: ...
+
+
 def write_all(stream: FrameStream, writer: Writer | CollectionWriter, quiet: bool,
-              preview: Preview | None = None) -> Summary:
-    """Every frame of the stream through the writer (and offered to the preview), with a progress bar (and
-    the file being written, for collections). Ctrl-C or SIGTERM stops intake and lets the frames in flight
-    be written (exit 130); a second one drops them."""
+              live: Sequence[LiveOutput] = ()) -> Summary:
+    """Every frame of the stream through the writer (and offered to the live outputs), with a progress bar
+    (and the file being written, for collections). Ctrl-C or SIGTERM stops intake and lets the frames in
+    flight be written (exit 130); a second one drops them."""
 
     def on_signal(signum: int, _frame: object) -> None:
         stream.stop(now=stream.stopping)
@@ -249,8 +284,8 @@ def write_all(stream: FrameStream, writer: Writer | CollectionWriter, quiet: boo
                     t0 = time.thread_time()
                     writer.write(frame)
                     stream.summary.add_time("write", time.thread_time() - t0)
-                    if preview is not None:
-                        preview.publish(frame)
+                    for output in live:
+                        output.publish(frame)
                     if frame.input != current and stream.input_count:
                         current = frame.input
                         progress.set_postfix_str(f"file {len(stream.summary.inputs)}/{stream.input_count}: "
@@ -262,9 +297,9 @@ def write_all(stream: FrameStream, writer: Writer | CollectionWriter, quiet: boo
             writer.close(complete=not stream.summary.interrupted)
     finally:
         progress.close()
-        if preview is not None:
-            preview.close()
-            stream.summary.preview_cpu_s = round(preview.cpu_s, 3)
+        for output in live:
+            output.close()
+        stream.summary.live_outputs = [output.report() for output in live]
         for s, handler in previous.items():
             signal.signal(s, handler)
         stream.summary.audio_skipped = writer.audio_skipped

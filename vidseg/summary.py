@@ -36,7 +36,7 @@ class Summary:
     failures: list[dict[str, str]] = field(default_factory=list)
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # collections: counts per input file
     cluster: dict[str, Any] = field(default_factory=dict)
-    preview_cpu_s: float = 0.0  # --preview: CPU time of its JPEG/statistics thread  # --ray: the cluster, units, seconds inside tasks
+    live_outputs: list[dict[str, Any]] = field(default_factory=list)  # --preview, -o URL: what each did  # --ray: the cluster, units, seconds inside tasks
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     stage_n: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

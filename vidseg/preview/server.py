@@ -180,6 +180,10 @@ class Preview:
         with self._cond:
             return json.dumps(self._state).encode()
 
+    def report(self) -> dict[str, Any]:
+        """For the run's summary: where it was and what it cost the CPU."""
+        return {"preview": self.url, "cpu_s": round(self.cpu_s, 3)}
+
     @property
     def page(self) -> bytes:
         return self._page

@@ -1,0 +1,179 @@
+"""The overlay as a live H.264 stream to a media server or receiver: ``-o udp://`` (MPEG-TS) and
+``-o rtmp://`` (FLV). ``srt://`` is refused with a way round it: the FFmpeg inside PyAV's wheels has no
+libsrt.
+
+A network output must never hold the run back and must outlive its receiver. Frames reach it through a
+two-frame queue that drops the oldest, and its own thread encodes and sends them. When the receiver goes
+away the output says so once, drops frames while it is gone, and reconnects with backoff (0.5 s doubling
+to 10 s), as live inputs do; it says so again when it is sending.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+import urllib.parse
+from fractions import Fraction
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from vidseg.errors import VidsegError
+from vidseg.result import FrameResult
+
+STREAM_FORMATS = {"udp": "mpegts", "rtmp": "flv"}
+UNSUPPORTED = {"srt": "srt:// needs FFmpeg with libsrt, which PyAV's wheels lack: send udp:// and relay it "
+                      "(ffmpeg -i udp://HOST:PORT -c copy -f mpegts srt://...)"}
+TIME_BASE = Fraction(1, 1000)
+IO_TIMEOUT_S = 5.0  # a receiver that stops reading fails the send instead of hanging it
+END = object()
+
+
+def is_stream_output(target: str) -> bool:
+    """A URL (``scheme://``) rather than a path: a stream output, or a one-line error if unsupported."""
+    return "://" in target
+
+
+def _say(message: str) -> None:
+    print(f"vidseg: {message}", file=sys.stderr, flush=True)
+
+
+class StreamOutput:
+    """One ``-o URL``. ``publish(frame)`` never blocks; ``close()`` flushes and ends the stream."""
+
+    @staticmethod
+    def check(url: str) -> str:
+        """The container format for the URL's scheme; a one-line error for a scheme it cannot send."""
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+        if scheme in UNSUPPORTED:
+            raise VidsegError(UNSUPPORTED[scheme])
+        if scheme not in STREAM_FORMATS:
+            raise VidsegError(f"stream outputs are udp:// or rtmp:// URLs, not {url}")
+        return STREAM_FORMATS[scheme]
+
+    def __init__(self, url: str, alpha: float = 0.5, crf: int = 23, preset: str = "superfast"):
+        self.url, self.format = url, self.check(url)
+        self.alpha, self.crf, self.preset = alpha, crf, preset
+        self.sent = self.dropped = self.reconnects = 0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._container: Any = None
+        self._video: Any = None
+        self._t0: float | None = None
+        self._last_pts = -1
+        self._down = False
+        self._delay, self._retry_at = 0.5, 0.0
+        self._thread = threading.Thread(target=self._run, name="stream-output", daemon=True)
+        self._thread.start()
+
+    def publish(self, frame: FrameResult) -> None:
+        image = frame.overlay(alpha=self.alpha)
+        item = (image[:, :, ::-1] if frame.rgb else image, frame.time)
+        while True:
+            try:
+                self._queue.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(END)
+                break
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    pass
+        self._thread.join(timeout=30)
+
+    def report(self) -> dict[str, Any]:
+        return {"url": self.url, "sent": self.sent, "dropped": self.dropped, "reconnects": self.reconnects}
+
+    # --- the output's own thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while (item := self._queue.get()) is not END:
+                image, t = item
+                if self._container is None and not self._connect(image):
+                    self.dropped += 1
+                    continue
+                try:
+                    self._send(image, t)
+                except (av.error.FFmpegError, OSError) as e:
+                    self._lost(e)
+        finally:
+            self._disconnect(flush=True)
+
+    def _connect(self, image: np.ndarray) -> bool:
+        if time.monotonic() < self._retry_at:
+            return False
+        try:
+            # flush_packets: each frame leaves when it is muxed, not when a 32 KB buffer fills.
+            self._container = av.open(self.url, mode="w", format=self.format, options={"flush_packets": "1"},
+                                      timeout=IO_TIMEOUT_S)
+            video = self._container.add_stream("libx264", rate=30)
+            video.width, video.height = image.shape[1] + image.shape[1] % 2, image.shape[0] + image.shape[0] % 2
+            video.pix_fmt = "yuv420p"
+            video.time_base = video.codec_context.time_base = TIME_BASE
+            # zerolatency: no B-frames or lookahead, so each frame leaves as soon as it is encoded; a
+            # keyframe every 2 s so a receiver that joins (or rejoins) starts within 2 s.
+            video.options = {"crf": str(self.crf), "preset": self.preset, "tune": "zerolatency", "g": "60",
+                             "threads": "1"}
+            self._video = video
+        except (av.error.FFmpegError, OSError) as e:
+            self._lost(e)
+            return False
+        self._t0, self._last_pts = None, -1
+        return True
+
+    def _send(self, image: np.ndarray, t: float | None) -> None:
+        if image.shape[0] % 2 or image.shape[1] % 2:
+            image = cv2.copyMakeBorder(image, 0, image.shape[0] % 2, 0, image.shape[1] % 2, cv2.BORDER_REPLICATE)
+        now = t if t is not None else time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        pts = max(int(round((now - self._t0) * 1000)), self._last_pts + 1)  # ms, strictly increasing
+        self._last_pts = pts
+        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        frame.pts, frame.time_base = pts, TIME_BASE
+        for packet in self._video.encode(frame):
+            self._container.mux(packet)
+        self.sent += 1
+        if self._down:  # some protocols connect on the first write: only now is the receiver back
+            self._down, self._delay = False, 0.5
+            self.reconnects += 1
+            _say(f"stream output {self.url}: sending again")
+
+    def _lost(self, error: BaseException) -> None:
+        if not self._down:
+            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            _say(f"stream output {self.url}: {reason}; still processing, retrying with backoff")
+            self._down = True
+        self._disconnect(flush=False)
+        self._retry_at = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, 10.0)
+
+    def _disconnect(self, flush: bool) -> None:
+        if self._container is None:
+            return
+        try:
+            if flush:
+                for packet in self._video.encode(None):
+                    self._container.mux(packet)
+        except (av.error.FFmpegError, OSError):
+            pass
+        finally:
+            try:
+                self._container.close()
+            except (av.error.FFmpegError, OSError):
+                pass
+            self._container = self._video = None
