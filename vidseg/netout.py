@@ -24,6 +24,7 @@ import numpy as np
 
 from vidseg.errors import VidsegError
 from vidseg.result import FrameResult
+from vidseg.streaming import offer_newest
 
 STREAM_FORMATS = {"udp": "mpegts", "rtmp": "flv"}
 UNSUPPORTED = {"srt": "srt:// needs FFmpeg with libsrt, which PyAV's wheels lack: send udp:// and relay it "
@@ -71,28 +72,11 @@ class StreamOutput:
 
     def publish(self, frame: FrameResult) -> None:
         image = frame.overlay(alpha=self.alpha)
-        item = (image[:, :, ::-1] if frame.rgb else image, frame.time)
-        while True:
-            try:
-                self._queue.put_nowait(item)
-                return
-            except queue.Full:
-                try:
-                    self._queue.get_nowait()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
+        self.dropped += offer_newest(self._queue, (image[:, :, ::-1] if frame.rgb else image, frame.time))
 
     def close(self) -> None:
-        while True:
-            try:
-                self._queue.put_nowait(END)
-                break
-            except queue.Full:
-                try:
-                    self._queue.get_nowait()
-                except queue.Empty:
-                    pass
+        """End the stream after the frames still queued (the oldest gives way if it is full); flush the encoder."""
+        self.dropped += offer_newest(self._queue, END)
         self._thread.join(timeout=30)
 
     def report(self) -> dict[str, Any]:

@@ -32,6 +32,22 @@ POLL_S = 0.1
 END = object()  # queue sentinel
 
 
+def offer_newest(q: queue.Queue[Any], item: Any) -> int:
+    """Put without ever waiting: when the queue is full its oldest items make room. Returns how many were
+    dropped (live intake, and outputs that must not hold a run back)."""
+    dropped = 0
+    while True:
+        try:
+            q.put_nowait(item)
+            return dropped
+        except queue.Full:
+            try:
+                q.get_nowait()
+                dropped += 1
+            except queue.Empty:
+                pass
+
+
 class FrameStream:
     """Segmented frames of one input, in input order, while the next ones are decoded and labelled.
 
@@ -242,16 +258,7 @@ class FrameStream:
 
     def _offer_latest(self, frame: Frame) -> None:
         """Live input must not queue up behind a slow model: drop the oldest waiting frame instead."""
-        while True:
-            try:
-                self._decoded.put_nowait(frame)
-                return
-            except queue.Full:
-                try:
-                    self._decoded.get_nowait()
-                    self.summary.dropped += 1
-                except queue.Empty:
-                    pass
+        self.summary.dropped += offer_newest(self._decoded, frame)
 
     def _record_unsegmented(self, frame: Frame) -> None:
         if frame.resumed:
