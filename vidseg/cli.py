@@ -1,14 +1,17 @@
 """``vidseg``: the command line. Parses and validates, builds the pieces, runs them, maps errors to exits.
 
     vidseg convert [NAME | --checkpoint PTH] [-o DIR] [--int8 --calibration MEDIA]
-    vidseg process INPUT [-o OUTPUT] [--labels DIR] [--model DIR] [--device AUTO] ...
+    vidseg process INPUT [-o OUTPUT] [-o udp://|rtmp://...] [--labels DIR] [--preview] [--ray [ADDRESS]] ...
     vidseg info [--model DIR]
     vidseg plot STATS.jsonl -o timeline.png [--classes labels.json | --model DIR]
     vidseg bench [...]
 
 Data flow for ``process``: ``sources.open_source`` -> ``api.Segmenter`` (compiles an ``engine.Engine``) ->
 ``Segmenter.stream`` -> ``pipeline.Stream`` (uses ``stitch``, ``render``; yields ``result.FrameResult``) ->
-``writer.Writer`` (uses ``sinks``) -> ``summary.Summary``. Python programs use the same pieces.
+``writer.Writer`` (uses ``sinks``) -> ``summary.Summary``. With ``--ray``, ``cluster.stream.RayStream``
+takes the place of ``Segmenter.stream``; both are ``streaming.FrameStream``. The live outputs
+(``preview.server.Preview``, ``netout.StreamOutput``) are offered each frame after the writer. Python
+programs use the same pieces.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from vidseg.netout import StreamOutput, is_stream_output
 from vidseg.outputs import plan_collection, plan_outputs
 from vidseg.preview.server import DEFAULT_ADDRESS
 from vidseg.sinks import write_json
-from vidseg.sources import CollectionSource
+from vidseg.sources import CollectionSource, Source
 from vidseg.writer import CollectionWriter, Writer
 
 if TYPE_CHECKING:
@@ -184,11 +187,9 @@ def _split_outputs(args: argparse.Namespace) -> None:
     args.output = files[0] if files else None
 
 
-def _live_outputs(args: argparse.Namespace, source_kind: str) -> list[LiveOutput]:
+def _live_outputs(args: argparse.Namespace) -> list[LiveOutput]:
     """The preview and the stream outputs: they watch the run and never hold it back."""
     outputs: list[LiveOutput] = []
-    if args.streams and source_kind not in ("video", "stream", "camera"):
-        raise VidsegError("-o URL streams the overlay of one video, camera or stream, not of a " + source_kind)
     if args.preview is not None:
         from vidseg.preview.server import Preview
 
@@ -199,8 +200,36 @@ def _live_outputs(args: argparse.Namespace, source_kind: str) -> list[LiveOutput
     return outputs
 
 
-def process(args: argparse.Namespace) -> int:
+def _stream(args: argparse.Namespace, source: Source, writer: Writer | CollectionWriter) -> FrameStream:
+    """The run's stream of labelled frames: inferred here (``Segmenter``) or on a Ray cluster."""
+    overlay_alpha = args.alpha if writer.wants_overlay or args.streams else None
+    skip = writer.done if args.resume and source.kind in ("images", "collection") else None
+    if args.ray is not None:
+        from vidseg.cluster.stream import cluster_stream
+
+        stream = cluster_stream(source, args.ray, args.model, args.device, stride=args.stride,
+                                precision=args.precision_hint, cpu_streams=args.cpu_streams,
+                                cpus_per_task=args.ray_cpus, segment_frames=args.segment_frames,
+                                start=args.start, end=args.end, max_frames=args.max_frames,
+                                overlay_alpha=overlay_alpha, skip=skip)
+        if not args.quiet:
+            print(f"vidseg: {stream.summary.device}", file=sys.stderr)
+        return stream
     from vidseg.api import Segmenter
+
+    seg = Segmenter(args.model, args.device, nireq=args.nireq, stride=args.stride,
+                    performance=args.hint or ("LATENCY" if source.live else "THROUGHPUT"),
+                    precision=args.precision_hint, cpu_streams=args.cpu_streams)
+    if not args.quiet:
+        print(f"vidseg: {args.device} -> {', '.join(seg.execution_devices)}, {seg.nireq} requests, "
+              f"model {seg.model_info.name} {seg.model_info.precision}", file=sys.stderr)
+        warning = cpu.advice().warning(seg.model_info.precision, seg.execution_devices)
+        if warning:
+            print(f"vidseg: {warning}", file=sys.stderr)
+    return seg.stream(source, max_frames=args.max_frames, overlay_alpha=overlay_alpha, skip=skip)
+
+
+def process(args: argparse.Namespace) -> int:
     from vidseg.sources import open_source
 
     _split_outputs(args)
@@ -214,31 +243,10 @@ def process(args: argparse.Namespace) -> int:
             writer = plan_collection(args, source)
         else:
             writer = plan_outputs(args, source.kind, None if source.live else Path(args.input))
-        overlay_alpha = args.alpha if writer.wants_overlay or args.streams else None
-        skip = writer.done if args.resume and source.kind in ("images", "collection") else None
-        stream: FrameStream
-        if args.ray is not None:
-            from vidseg.cluster.stream import cluster_stream
-
-            stream = cluster_stream(source, args.ray, args.model, args.device, stride=args.stride,
-                                    precision=args.precision_hint, cpu_streams=args.cpu_streams,
-                                    cpus_per_task=args.ray_cpus, segment_frames=args.segment_frames,
-                                    start=args.start, end=args.end, max_frames=args.max_frames,
-                                    overlay_alpha=overlay_alpha, skip=skip)
-            if not args.quiet:
-                print(f"vidseg: {stream.summary.device}", file=sys.stderr)
-        else:
-            seg = Segmenter(args.model, args.device, nireq=args.nireq, stride=args.stride,
-                            performance=args.hint or ("LATENCY" if source.live else "THROUGHPUT"),
-                            precision=args.precision_hint, cpu_streams=args.cpu_streams)
-            if not args.quiet:
-                print(f"vidseg: {args.device} -> {', '.join(seg.execution_devices)}, {seg.nireq} requests, "
-                      f"model {seg.model_info.name} {seg.model_info.precision}", file=sys.stderr)
-                warning = cpu.advice().warning(seg.model_info.precision, seg.execution_devices)
-                if warning:
-                    print(f"vidseg: {warning}", file=sys.stderr)
-            stream = seg.stream(source, max_frames=args.max_frames, overlay_alpha=overlay_alpha, skip=skip)
-        live = _live_outputs(args, source.kind)
+        if args.streams and source.kind not in ("video", "stream", "camera"):
+            raise VidsegError(f"-o URL streams the overlay of one video, camera or stream, not of {source.kind}")
+        stream = _stream(args, source, writer)
+        live = _live_outputs(args)
     except BaseException:
         source.close()
         raise
