@@ -170,3 +170,13 @@ def test_without_ray_installed_the_flag_is_a_one_line_error(archive: Path, tiny_
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     one_line_error(result, 2, "pip install 'vidseg[ray]'")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_worker_that_cannot_read_an_input_names_it(tiny_model: Path) -> None:
+    """What a node without the shared storage reports (the driver turns it into the run's one-line error)."""
+    from vidseg.cluster.units import Unit
+    from vidseg.cluster.worker import ModelSettings, label_unit
+
+    result = label_unit(Unit(0, "/mnt/not-mounted/cam.mp4", "cam.mp4"), ModelSettings(str(tiny_model), "CPU", None,
+                                                                                      "f32", 1))
+    assert result.error and "/mnt/not-mounted/cam.mp4" in result.error and not result.pngs and result.node
