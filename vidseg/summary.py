@@ -87,11 +87,17 @@ class Summary:
         lines = [
             f"frames: {self.frames_in} in, {self.frames_out} out, {self.skipped} skipped"
             + (f" ({self.resumed} already done)" if self.resumed else ""),
-            f"time:   {self.wall_s:.1f} s, {self.fps:.2f} frames/s on {self.device} ({devices}), "
-            f"{self.nireq} infer requests",
+            f"time:   {self.wall_s:.1f} s, {self.fps:.2f} frames/s on {self.device} ({devices})"
+            + ("" if self.cluster else f", {self.nireq} infer requests"),
             "stages: " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms().items() if self.stage_n[k])
             + " ms/frame (CPU; inference: latency)",
         ]
+        if self.cluster:
+            lines.append(f"cluster: {self.cluster['units']} units, {self.cluster['task_s']:.1f} s inside tasks")
+        for out in self.live_outputs:
+            lines.append(f"preview: {out['preview']}, {out['cpu_s']:.1f} CPU s" if "preview" in out else
+                         f"stream output {out['url']}: {out['sent']} frames sent, {out['dropped']} dropped, "
+                         f"{out['reconnects']} reconnections")
         if self.decode_errors:
             lines.append(f"decode errors skipped: {self.decode_errors}")
         if self.dropped or self.gaps:
