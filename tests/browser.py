@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.request
@@ -28,7 +30,15 @@ class Browser:
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={profile}", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
              f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            self.ws = self._connect(profile)
+        except BaseException:
+            self._stop()
+            raise
+        self._id = 0
+
+    def _connect(self, profile: Path) -> websocket.WebSocket:
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 60
         while not (port_file.exists() and port_file.read_text().strip()):
@@ -37,8 +47,7 @@ class Browser:
         port = int(port_file.read_text().split()[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as r:
             page = next(t for t in json.load(r) if t["type"] == "page")
-        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60, suppress_origin=True)
-        self._id = 0
+        return websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60, suppress_origin=True)
 
     def send(self, method: str, **params: Any) -> dict[str, Any]:
         self._id += 1
@@ -61,5 +70,12 @@ class Browser:
 
     def close(self) -> None:
         self.ws.close()
-        self.proc.terminate()
+        self._stop()
+
+    def _stop(self) -> None:
+        """Chromium's helpers (zygotes, renderers, crash handler) share its process group: end them all."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
         self.proc.wait(timeout=30)
