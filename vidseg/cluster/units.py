@@ -43,8 +43,13 @@ def keyframe_boundaries(path: Path, segment_frames: int, start: float | None = N
     """Presentation timestamps of the keyframes to split a video at: segments of at least
     ``segment_frames`` frames. Only keyframes inside ``start``..``end`` qualify, so the first segment
     begins wherever the single-machine run begins."""
-    container = av.open(str(path), metadata_errors="ignore")
     try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.error.FFmpegError:
+        return []  # unreadable: the driver's own read reports it
+    try:
+        if not container.streams.video:
+            return []
         stream = container.streams.video[0]
         time_base = stream.time_base or Fraction(1, 90000)
         cuts: list[int] = []
@@ -75,11 +80,7 @@ def plan(source: Source, segment_frames: int = DEFAULT_SEGMENT_FRAMES, start: fl
 
     def video(spec: str, name: str | None) -> Iterator[Unit]:
         nonlocal seq
-        try:
-            cuts = keyframe_boundaries(Path(spec), segment_frames, start, end)
-        except (av.error.FFmpegError, IndexError):
-            cuts = []
-        bounds = [None, *cuts, None]
+        bounds = [None, *keyframe_boundaries(Path(spec), segment_frames, start, end), None]
         for first, last in zip(bounds[:-1], bounds[1:], strict=False):
             yield Unit(seq, _absolute(spec), name, first_pts=first, end_pts=last)
             seq += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -51,7 +51,7 @@ _segmenters: dict[tuple[ModelSettings, int], Segmenter] = {}
 
 
 def _segmenter(settings: ModelSettings, threads: int) -> Segmenter:
-    key = (settings, threads)
+    key = (replace(settings, start=None, end=None), threads)  # a run's time range does not change the model
     if key not in _segmenters:
         _segmenters.clear()  # one compiled model per process
         _segmenters[key] = Segmenter(settings.model, settings.device, stride=settings.stride,
