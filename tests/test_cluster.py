@@ -180,3 +180,13 @@ def test_a_worker_that_cannot_read_an_input_names_it(tiny_model: Path) -> None:
     result = label_unit(Unit(0, "/mnt/not-mounted/cam.mp4", "cam.mp4"), ModelSettings(str(tiny_model), "CPU", None,
                                                                                       "f32", 1))
     assert result.error and "/mnt/not-mounted/cam.mp4" in result.error and not result.pngs and result.node
+
+
+@pytest.mark.parametrize(("address", "fragment"), [("127.0.0.1:1", "cannot reach a Ray cluster"),
+                                                   ("nonsense", "host:port")])
+def test_a_cluster_that_is_not_there_is_a_one_line_error(address: str, fragment: str, archive: Path,
+                                                         tiny_model: Path, tmp_path: Path) -> None:
+    result = run_vidseg("process", archive / "photo.jpg", "--labels", tmp_path / "labels", "--model", tiny_model,
+                        "--ray", address, timeout=60)
+    one_line_error(result, 2, fragment)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # nothing written

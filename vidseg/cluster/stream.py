@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -73,6 +74,8 @@ def connect(address: str, cpus_per_task: int | None = None) -> Cluster:
     if cpus_per_task is not None and cpus_per_task < 1:
         raise VidsegError(f"CPUs per task must be at least 1, got {cpus_per_task}")
     if not ray.is_initialized():
+        if address not in ("local", "auto"):
+            _check_reachable(address)
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
         try:
             if address == "local":
@@ -90,6 +93,18 @@ def connect(address: str, cpus_per_task: int | None = None) -> Cluster:
     if per_task > max(node_cpus):
         raise VidsegError(f"no node of the Ray cluster has {per_task} CPUs (largest: {max(node_cpus)})")
     return Cluster(address, len(node_cpus), sum(node_cpus), per_task)
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Ray keeps retrying an address nobody answers on for minutes, printing warnings: ask once first."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s).close()
+    except ValueError:
+        raise VidsegError(f"--ray takes host:port, 'local' or nothing, got {address!r}") from None
+    except OSError as e:
+        raise VidsegError(f"cannot reach a Ray cluster at {address}: {e.strerror or e} (start one with "
+                          "'ray start --head', or use --ray local)") from None
 
 
 class RayStream(FrameStream):
