@@ -21,6 +21,7 @@ from vidseg import cpu
 from vidseg.cache import cache_dir
 from vidseg.errors import VidsegError
 from vidseg.modeldir import IR_NAME, ModelInfo
+from vidseg.reuse.model import REUSE_IR_NAME
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
             ir = _quantize(ir, info, args)
         export.attach_metadata(ir, info)
         export.save_ir(ir, staging / IR_NAME)
+        if not args.full_resolution_output:
+            _write_reuse_ir(model, variant, staging, info, args)
         (staging / "model.yml").write_text(yaml.safe_dump(info.to_dict(), sort_keys=False))
         _publish(staging, out)
     finally:
@@ -97,6 +100,29 @@ def _quantize(ir, info: ModelInfo, args: argparse.Namespace):
     print(speed.verdict("this CPU has no VNNI/AMX 8-bit dot products (see 'vidseg info')"
                         if not cpu.advice().int8_fast else "unexpected with VNNI/AMX: was the machine busy?"))
     return int8
+
+
+def _write_reuse_ir(model, variant: checkpoint.Variant, staging: Path, info: ModelInfo,
+                    args: argparse.Namespace) -> None:
+    """The token-reuse IR beside the plain one (``vidseg process --reuse``), checked to compute the plain
+    model exactly when given every token; quantised like the plain one for --int8."""
+    from convert import reuse_export
+
+    onnx_path = staging / "model_reuse.onnx"
+    reuse_export.export_reuse_onnx(model, variant.window_size, onnx_path)
+    ir = reuse_export.reuse_ir(onnx_path, variant.normalization)
+    diff = reuse_export.check_full_recompute(model, ir, variant.window_size, variant.normalization)
+    if diff > 1e-3:
+        raise VidsegError(f"token-reuse IR differs from PyTorch by {diff:.2e} with every token computed")
+    print(f"verify: token-reuse IR with every token vs PyTorch max |logit diff| {diff:.2e}")
+    onnx_path.unlink()
+    if args.int8:
+        from convert import quantize
+
+        ir = quantize.quantize_reuse(ir, quantize.sample_frames(args.calibration, args.calibration_frames)[:8],
+                                     info)
+    export.attach_metadata(ir, info)
+    export.save_ir(ir, staging / REUSE_IR_NAME)
 
 
 def _staging_dir(out: Path) -> Path:

@@ -37,12 +37,12 @@ def embed_preprocessing(model: ov.Model, normalization: str) -> ov.Model:
     """u8 NHWC BGR in, normalised f32 NCHW RGB inside: one less pass over every pixel in Python."""
     stats = NORMALIZATION[normalization]
     ppp = PrePostProcessor(model)
-    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(
+    ppp.input(0).tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(
         ColorFormat.BGR)
-    ppp.input().model().set_layout(ov.Layout("NCHW"))
-    ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).mean(
+    ppp.input(0).model().set_layout(ov.Layout("NCHW"))
+    ppp.input(0).preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).mean(
         [255.0 * m for m in stats["mean"]]).scale([255.0 * s for s in stats["std"]])
-    ppp.output().tensor().set_element_type(ov.Type.f32)
+    ppp.output(0).tensor().set_element_type(ov.Type.f32)
     return ppp.build()
 
 

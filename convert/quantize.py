@@ -49,6 +49,18 @@ def quantize(model: ov.Model, frames: list[np.ndarray], info: ModelInfo) -> ov.M
                          subset_size=len(windows))
 
 
+def quantize_reuse(model: ov.Model, frames: list[np.ndarray], info: ModelInfo) -> ov.Model:
+    """The token-reuse IR quantised on the same windows, each computed in full (every token, state from
+    nothing), so that its statistics are those of the plain model's calibration."""
+    windows = [w[None] for f in frames for w in frame_windows(f, info.short_side, info.long_side_cap,
+                                                              info.window_size, info.window_stride, False)[1]]
+    state = {p.get_any_name(): np.zeros(tuple(p.get_shape()), np.float32) for p in model.inputs[2:]}
+    tokens = np.arange(next(iter(state.values())).shape[2], dtype=np.int64)
+    items = [{"image": w, "tokens": tokens, **state} for w in windows]
+    return nncf.quantize(model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER,
+                         subset_size=len(items))
+
+
 def label_agreement(fp32: ov.Model, int8: ov.Model, frames: list[np.ndarray], info: ModelInfo) -> Agreement:
     core = ov.Core()
     # f32 as the runtime runs it: the CPU plugin would otherwise pick bf16 where the CPU has it.
