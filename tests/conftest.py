@@ -42,6 +42,19 @@ def media() -> Path:
 
 
 @pytest.fixture(scope="session")
+def proxy_model(tmp_path_factory: pytest.TempPathFactory, media: Path) -> Path:
+    """The trained proxy (convert/proxy.py), converted: for tests that judge approximations, where random
+    weights' near-ties would make any approximation look broken."""
+    from convert.proxy import train
+
+    ckpt = train(tmp_path_factory.mktemp("proxy") / "seg_tiny_mask", media, steps=160, log=False)
+    out = ckpt.parent.parent / "model"
+    result = run_vidseg("convert", "--checkpoint", ckpt, "-o", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from convert.synthetic import write_checkpoint
 

@@ -19,6 +19,7 @@ from vidseg.modeldir import DEFAULT_MODEL_DIR, ModelInfo
 from vidseg.pipeline import Stream
 from vidseg.render import Palette
 from vidseg.result import Result
+from vidseg.reuse import ReusePolicy
 from vidseg.sources import ArraySource, Source, open_source
 
 PERFORMANCE_HINTS = ("THROUGHPUT", "LATENCY")
@@ -118,14 +119,15 @@ class Segmenter:
     def stream(self, source: str | Path | int | Iterable[np.ndarray] | Source, *, rgb: bool = False,
                recursive: bool = False, start: float | None = None, end: float | None = None,
                max_frames: int | None = None, overlay_alpha: float | None = None, reconnect_attempts: int = 5,
-               skip: Callable[[Path], bool] | None = None) -> Stream:
+               skip: Callable[[Path], bool] | None = None, reuse: ReusePolicy | None = None) -> Stream:
         """Segmented frames of any input the command line takes, in order, pipelined.
 
         ``source``: a video file, an image, a folder (``recursive`` for subfolders), a glob, a camera index,
         a stream URL, or an iterable of arrays (``rgb`` gives their channel order). ``start``/``end`` cut a
         video (seconds); ``max_frames`` stops early. ``overlay_alpha`` renders overlays in the pipeline's
         own thread (``frame.overlay()`` is then free). ``skip(name)`` true for an image in a folder means
-        its outputs exist: it is not read (``--resume``). Unreadable images in a folder are skipped and
+        its outputs exist: it is not read (``--resume``). ``reuse`` turns on reuse between frames (an
+        approximation, see ``vidseg.reuse``; uses the token-reuse IR ``vidseg convert`` writes). Unreadable images in a folder are skipped and
         listed in ``stream.summary.failures``; a stage's error is raised in the loop.
 
         >>> for frame in seg.stream(video_path, max_frames=3):
@@ -141,6 +143,10 @@ class Segmenter:
         src = _open(source, rgb, recursive, start, end, reconnect_attempts)
         if skip is not None:
             src.skip = skip
+        if reuse is not None:
+            from vidseg.reuse.stream import ReuseStream
+
+            return ReuseStream(engine, src, self.palette, reuse, max_frames, overlay_alpha)
         return Stream(engine, src, self.palette, max_frames, overlay_alpha)
 
     # --- lifetime ------------------------------------------------------------------------------------

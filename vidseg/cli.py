@@ -35,6 +35,7 @@ from vidseg.modeldir import DEFAULT_MODEL_DIR
 from vidseg.netout import StreamOutput, is_stream_output
 from vidseg.outputs import plan_collection, plan_outputs
 from vidseg.preview.server import DEFAULT_ADDRESS
+from vidseg.reuse import ReusePolicy
 from vidseg.sinks import write_json
 from vidseg.sources import CollectionSource, Source
 from vidseg.writer import CollectionWriter, Writer
@@ -92,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", nargs="?", const=DEFAULT_ADDRESS, metavar="HOST:PORT",
                    help=f"watch the run in a web browser (default {DEFAULT_ADDRESS}; binding to another address "
                         "exposes the video to that network, see README: Live preview)")
+    ru = p.add_argument_group("reuse between frames (an approximation; see README: Reuse between frames)")
+    ru.add_argument("--reuse", action="store_true",
+                    help="video: recompute only the patches that changed since they were last computed")
+    ru.add_argument("--reuse-threshold", type=float, default=ReusePolicy.threshold, metavar="LEVELS",
+                    help=f"mean pixel change (0-255) that makes a patch recompute (default {ReusePolicy.threshold:g}; "
+                         "lower is closer to exact, slower)")
+    ru.add_argument("--reuse-refresh", type=int, default=ReusePolicy.refresh, metavar="FRAMES",
+                    help=f"recompute every frame in full at least this often (default {ReusePolicy.refresh})")
     r = p.add_argument_group("cluster (the [ray] extra; see README: Collections and clusters)")
     r.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
                    help="run inference on a Ray cluster: its address (host:port), none for the cluster 'ray "
@@ -171,6 +180,10 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise VidsegError(f"--start must be >= 0, got {args.start}")
     if args.end is not None and args.end <= (args.start or 0):
         raise VidsegError("--end must be after --start")
+    if args.reuse_threshold < 0 or args.reuse_refresh < 1:
+        raise VidsegError("--reuse-threshold must be >= 0 and --reuse-refresh at least 1")
+    if args.reuse and args.ray is not None:
+        raise VidsegError("--reuse runs locally only; drop --ray or --reuse")
     if args.output is None and args.labels is None and args.preview is None and not args.streams:
         raise VidsegError("nothing to write: pass -o OUTPUT, --labels DIR and/or --preview")
 
@@ -226,7 +239,8 @@ def _stream(args: argparse.Namespace, source: Source, writer: Writer | Collectio
         warning = cpu.advice().warning(seg.model_info.precision, seg.execution_devices)
         if warning:
             print(f"vidseg: {warning}", file=sys.stderr)
-    return seg.stream(source, max_frames=args.max_frames, overlay_alpha=overlay_alpha, skip=skip)
+    reuse = ReusePolicy(args.reuse_threshold, args.reuse_refresh) if args.reuse else None
+    return seg.stream(source, max_frames=args.max_frames, overlay_alpha=overlay_alpha, skip=skip, reuse=reuse)
 
 
 def process(args: argparse.Namespace) -> int:

@@ -67,6 +67,7 @@ class Engine:
         if device.upper().startswith("AUTO") or device.upper().startswith("CPU"):
             config["CACHE_DIR"] = str(cache_dir() / "ov_cache")
         self._core, self._model, self._config = core, model, config
+        self.model_dir = model_dir if model_dir.is_dir() else model_dir.parent
         self.device = device
         self.compiled = self._compile(model)
         self._float_compiled: ov.CompiledModel | None = None
@@ -81,6 +82,19 @@ class Engine:
             return self._core.compile_model(model, self.device, self._config)
         except RuntimeError as e:
             raise ModelError(f"cannot compile the model for {self.device}: {describe(e)}") from None
+
+    def compile_variant(self, xml_name: str) -> ov.CompiledModel:
+        """Another IR of the same model directory (the token-reuse one), compiled with this engine's
+        device and settings."""
+        xml = self.model_dir / xml_name
+        if not xml.exists():
+            raise ModelError(f"{self.model_dir} has no {xml_name}: reconvert it with this version's "
+                             "'vidseg convert'")
+        try:
+            model = self._core.read_model(str(xml))
+        except RuntimeError as e:
+            raise ModelError(f"model {xml} is corrupt: {describe(e)}") from None
+        return self._compile(model)
 
     def compiled_for(self, window: np.ndarray) -> ov.CompiledModel:
         """The model that takes this window: the IR as converted for u8 windows; for the f32 windows of

@@ -87,7 +87,7 @@ class Stream(FrameStream):
                 frame = self._get(self._decoded)
                 if frame is END or self._abort.is_set():
                     break
-                self._queue.raise_if_failed()
+                self._raise_if_failed()
                 job = _Job(seq, frame)
                 seq += 1
                 if frame.image is None:  # unreadable or already done: keeps its place in the order
@@ -103,12 +103,19 @@ class Stream(FrameStream):
                                        self._engine.grid), dtype=np.float32)
                 job.remaining = len(windows)
                 job.submitted = time.perf_counter()
-                for i, w in enumerate(windows):
-                    self._queue.submit(w, (job, i))
+                self._dispatch(job, windows)
         finally:
             with self._cond:
                 self._total = seq
                 self._cond.notify_all()
+
+    def _dispatch(self, job: _Job, windows: np.ndarray) -> None:
+        """Start inference of a frame's windows; each result comes back to ``_on_window``."""
+        for i, w in enumerate(windows):
+            self._queue.submit(w, (job, i))
+
+    def _raise_if_failed(self) -> None:
+        self._queue.raise_if_failed()
 
     def _on_window(self, key: tuple[_Job, int], logits: np.ndarray) -> None:
         job, i = key
@@ -135,7 +142,7 @@ class Stream(FrameStream):
                         if self._total is not None and seq >= self._total:
                             return
                         self._cond.wait(POLL_S)
-                        self._queue.raise_if_failed()
+                        self._raise_if_failed()
                     if self._abort.is_set():
                         return
                     job = self._done.pop(seq)

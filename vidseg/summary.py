@@ -35,8 +35,9 @@ class Summary:
     wall_s: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # collections: counts per input file
-    cluster: dict[str, Any] = field(default_factory=dict)
-    live_outputs: list[dict[str, Any]] = field(default_factory=list)  # --preview, -o URL: what each did  # --ray: the cluster, units, seconds inside tasks
+    cluster: dict[str, Any] = field(default_factory=dict)  # --ray: the cluster, units, seconds inside tasks
+    reuse: dict[str, Any] = field(default_factory=dict)  # --reuse: the policy and how much was computed
+    live_outputs: list[dict[str, Any]] = field(default_factory=list)  # --preview, -o URL: what each did
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     stage_n: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -94,6 +95,11 @@ class Summary:
         ]
         if self.cluster:
             lines.append(f"cluster: {self.cluster['units']} units, {self.cluster['task_s']:.1f} s inside tasks")
+        if self.reuse:
+            r = self.reuse
+            share = r["tokens_computed"] / r["tokens_total"] if r["tokens_total"] else 0.0
+            lines.append(f"reuse:  {share:.1%} of tokens computed; {r['full_frames']} frames in full, "
+                         f"{r['partial_frames']} partly, {r['windows_reused']} windows reused whole")
         for out in self.live_outputs:
             lines.append(f"preview: {out['preview']}, {out['cpu_s']:.1f} CPU s" if "preview" in out else
                          f"stream output {out['url']}: {out['sent']} frames sent, {out['dropped']} dropped, "

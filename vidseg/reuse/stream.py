@@ -1,0 +1,83 @@
+"""The local pipeline with reuse between frames: the same threads and order as ``pipeline.Stream``; only
+how a frame's windows are inferred differs (which tokens, which cached state)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vidseg.engine import Engine
+from vidseg.pipeline import Stream, _Job
+from vidseg.protocol import FrameGeometry
+from vidseg.render import Palette
+from vidseg.reuse.model import REUSE_IR_NAME, ReuseModel, WindowState
+from vidseg.reuse.policy import ReusePolicy, changed_patches, grow, tokens_for
+from vidseg.sources import Source
+
+
+class ReuseStream(Stream):
+    """``Stream`` whose windows recompute only changed tokens (see ``vidseg.reuse``). ``summary.reuse``
+    says how much was computed."""
+
+    def __init__(self, engine: Engine, source: Source, palette: Palette, policy: ReusePolicy,
+                 max_frames: int | None = None, overlay_alpha: float | None = None):
+        super().__init__(engine, source, palette, max_frames, overlay_alpha)
+        self._policy = policy
+        self._model = ReuseModel(engine.compile_variant(REUSE_IR_NAME))
+        self._patch = engine.info.patch_size
+        self._states: list[WindowState] = []
+        self._geometry: FrameGeometry | None = None
+        self._last: tuple[int, str | None] | None = None  # (index, input) of the previous frame
+        self._since_full = 0
+        self.summary.reuse = {"policy": vars(policy).copy(), "full_frames": 0, "partial_frames": 0,
+                              "windows_reused": 0, "tokens_computed": 0, "tokens_total": 0}
+
+    def _raise_if_failed(self) -> None:
+        self._model.raise_if_failed()
+
+    def _drain(self) -> None:
+        for state in self._states:
+            state.wait()
+
+    def _needs_full(self, job: _Job) -> bool:
+        """Rules that need no pixels: first frame, new geometry or input, a gap (dropped live frame)."""
+        frame = job.frame
+        previous, self._last = self._last, (frame.index, frame.input)
+        return (self._geometry != job.geo or previous != (frame.index - 1, frame.input)
+                or self._since_full + 1 >= self._policy.refresh)
+
+    def _dispatch(self, job: _Job, windows: np.ndarray) -> None:
+        if windows.dtype != np.uint8:  # an exact panorama's float windows: the reuse IR takes u8 only
+            self._geometry = None
+            super()._dispatch(job, windows)
+            return
+        full = self._needs_full(job)
+        if full:
+            for state in self._states:
+                state.wait()
+            self._states = [self._model.window_state(self._on_window) for _ in windows]
+            self._geometry = job.geo
+        else:
+            changed = [grow(changed_patches(w, s.reference, self._patch, self._policy.threshold),
+                            self._policy.margin) for w, s in zip(windows, self._states)]
+            full = sum(int(c.sum()) for c in changed) > self._policy.cut_share * sum(c.size for c in changed)
+        stats = self.summary.reuse
+        n_tokens = windows.shape[1] // self._patch * windows.shape[2] // self._patch
+        stats["tokens_total"] += len(windows) * n_tokens
+        self._since_full = 0 if full else self._since_full + 1
+        stats["full_frames" if full else "partial_frames"] += 1
+        for i, (window, state) in enumerate(zip(windows, self._states)):
+            if full:
+                state.reference = window.copy()
+                state.run(window, np.arange(n_tokens + 1, dtype=np.int64), (job, i))
+                stats["tokens_computed"] += n_tokens
+            elif not changed[i].any():
+                state.wait()  # its last run's logits hold for this frame too
+                stats["windows_reused"] += 1
+                self._on_window((job, i), state.logits)
+            else:
+                mask = np.kron(changed[i], np.ones((self._patch, self._patch), bool))
+                assert state.reference is not None  # set by the full run that created the state
+                state.reference[mask] = window[mask]
+                tokens = tokens_for(changed[i])
+                state.run(window, tokens, (job, i))
+                stats["tokens_computed"] += len(tokens) - 1
