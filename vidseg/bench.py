@@ -7,7 +7,8 @@ Everything runs in one invocation on one machine so the ratios compare like with
 * end to end: ``vidseg process`` on each clip, wall time including start-up, and its peak RSS;
 * baseline: what the original OpenVINO notebook does: synchronous inference of the upstream-style IR
   window by window, then full-size upsampling, averaging and argmax of all 150 classes on the host;
-* INT8 vs FP32 label agreement on frames of the first clip.
+* INT8 vs FP32 label agreement on frames of the first clip;
+* ``--reuse`` vs the exact path on real footage: speed-up and per-frame label agreement.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import cv2
 import numpy as np
 import openvino as ov
 import psutil
+from PIL import Image
 
 from vidseg.cpu import ISA_FLAGS, cpu_flags
 from vidseg.engine import Engine
@@ -63,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
 
     print("bench: the long clip on a one-machine Ray cluster (--ray local) ...", file=sys.stderr)
     results["ray"] = ray_vs_local(results["collection"], args.model, args.device)
+
+    print("bench: reuse between frames vs the exact path ...", file=sys.stderr)
+    results["reuse"] = [reuse_vs_exact(clip, args.model, args.device, args.reuse_frames)
+                        for clip in args.reuse_clips]
 
     print("bench: notebook-style baseline ...", file=sys.stderr)
     results["baseline"] = notebook_baseline(args.clips[0], args.baseline_model, args.device, args.baseline_frames)
@@ -146,6 +152,26 @@ def ray_vs_local(collection: dict[str, Any], model_dir: Path, device: str, segme
             "worker_fps": round(worker_fps, 3), "driver_ms_per_frame": round(driver_ms, 2),
             "overhead_per_unit_s": round((ray["wall_s"] - local["wall_s"]) / c["units"], 3),
             "model_fps": {n: round(min(n * worker_fps, 1000 / driver_ms), 2) for n in nodes}}
+
+
+def reuse_vs_exact(clip: Path, model_dir: Path, device: str, frames: int) -> dict[str, Any]:
+    """``vidseg process`` with and without ``--reuse`` on the same frames (overlay video and label PNGs
+    written, wall time incl. start-up), and how many pixels of each frame the two label maps share."""
+    work = Path("bench/work/reuse") / clip.stem
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    runs = {name: _timed_run(clip, model_dir, device, work / f"{name}.mp4", frames, "--max-frames", str(frames),
+                             "--labels", str(work / name), *extra)
+            for name, extra in (("exact", ()), ("reuse", ("--reuse",)))}
+    pairs = zip(sorted((work / "exact").glob("*.png")), sorted((work / "reuse").glob("*.png")))
+    agreement = np.array([np.mean(np.asarray(Image.open(a)) == np.asarray(Image.open(b))) for a, b in pairs])
+    stats = runs["reuse"]["summary"]["reuse"]
+    return {"clip": clip.name, "frames": int(agreement.size), "exact_fps": runs["exact"]["fps"],
+            "reuse_fps": runs["reuse"]["fps"], "speed_up": round(runs["reuse"]["fps"] / runs["exact"]["fps"], 2),
+            "agreement_mean": round(float(agreement.mean()), 4), "agreement_worst": round(float(agreement.min()), 4),
+            "frames_below_98": int((agreement < 0.98).sum()),
+            "tokens_computed": round(stats["tokens_computed"] / stats["tokens_total"], 3),
+            "full_frames": stats["full_frames"], "policy": stats["policy"]}
 
 
 def _encode(path: Path, frames: list[np.ndarray], rate: Fraction) -> None:
@@ -295,6 +321,11 @@ def table(r: dict[str, Any]) -> str:
               f"locally: ratio {ray['ratio']}; a node {ray['worker_fps']} fps inside tasks, the driver "
               f"{ray['driver_ms_per_frame']} ms/frame, start-up {ray['start_up_s']} s",
               "model fps by nodes: " + ", ".join(f"{n}: {v}" for n, v in ray["model_fps"].items())]
+    lines += ["", "| reuse vs exact (vidseg process, same frames) | frames | exact fps | --reuse fps | speed-up | "
+              "agreement mean / worst | frames < 98% | tokens computed |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {x['clip']} | {x['frames']} | {x['exact_fps']} | {x['reuse_fps']} | {x['speed_up']}x | "
+              f"{x['agreement_mean']:.2%} / {x['agreement_worst']:.2%} | {x['frames_below_98']} | "
+              f"{x['tokens_computed']:.1%} |" for x in r["reuse"]]
     lines += ["", f"notebook baseline on {b['clip']}: {b['fps']} fps ({b['frames']} frames in {b['wall_s']} s)",
               f"INT8 vs FP32 label agreement: mean {r['int8_label_agreement']['mean']:.2%}, "
               f"worst {r['int8_label_agreement']['worst']:.2%}", "", "| ratio | value |", "|---|---|"]

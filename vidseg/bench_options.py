@@ -17,4 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=int, default=20, help="benchmark_app run time per IR (default 20)")
     p.add_argument("--baseline-frames", type=int, default=4, help="frames for the notebook baseline (default 4)")
     p.add_argument("--agreement-frames", type=int, default=8, help="frames for INT8-vs-FP32 label agreement")
+    data = Path("samples/media/opencv-doc/usr/share/doc/opencv-doc/examples/data")
+    p.add_argument("--reuse-clips", type=Path, nargs="+", default=[data / "vtest.avi", data / "Megamind.avi"],
+                   help="real footage for --reuse vs exact (default opencv-doc's vtest.avi and Megamind.avi)")
+    p.add_argument("--reuse-frames", type=int, default=200, help="frames of each reuse clip (default 200)")
     p.add_argument("--out", type=Path, default=Path("bench/results.json"))
