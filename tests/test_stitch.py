@@ -67,3 +67,24 @@ def test_window_grid_follows_upstream() -> None:
     assert rescaled_size(1920, 1080, 512, 2048, 512) == (910, 512)
     assert rescaled_size(4000, 500, 512, 2048, 512) == (4096, 512)  # capped, then short side back to 512
     assert rescaled_size(90, 70, 512, 2048, 512) == (658, 512)
+
+
+@pytest.mark.parametrize("width,height,stride", [(1920, 1080, 512), (768, 576, 512), (800, 600, 256)])
+def test_update_restitches_exactly_what_changed(width: int, height: int, stride: int) -> None:
+    """Reuse between frames: when only some grid cells' logits moved, updating the previous labels gives
+    the labels of the new logits, and cells that did not move leave the picture alone."""
+    geo = frame_geometry(width, height, 512, 2048, 512, stride)
+    before = smooth_logits(geo.n_windows, 24, 32, seed=1)
+    after = before.copy()
+    changed = np.zeros((geo.n_windows, 32, 32), bool)
+    changed[0, 10:18, 4:12] = True  # an object moving through part of the first window
+    changed[-1, 25:, 20:] = True
+    after[:, :, :, :][np.broadcast_to(changed[:, None], after.shape)] = smooth_logits(
+        geo.n_windows, 24, 32, seed=2)[np.broadcast_to(changed[:, None], after.shape)]
+    stitcher = Stitcher()
+    previous = stitcher.labels(before, geo)
+    expected = stitcher.labels(after, geo)
+    assert (previous != expected).any()
+    assert (stitcher.update(previous, after, geo, changed) == expected).all()
+    assert (stitcher.update(previous, before, geo, np.zeros_like(changed)) == previous).all()
+    assert (stitcher.update(previous, after, geo, np.ones_like(changed)) == expected).all()

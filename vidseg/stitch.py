@@ -75,6 +75,12 @@ class AxisBlocks:
         n[-1] += 1
         return n
 
+    @property
+    def touches(self) -> np.ndarray:
+        """(n_blocks, grid) True where a block's corners draw on a grid cell."""
+        nonzero = self.weights != 0
+        return nonzero[:-1] | nonzero[1:]
+
     @classmethod
     def from_operator(cls, op: np.ndarray) -> AxisBlocks:
         n = op.shape[0]
@@ -134,6 +140,21 @@ class Stitcher:
 
     def labels(self, logits: np.ndarray, geo: FrameGeometry) -> np.ndarray:
         """``logits``: (n_windows, n_cls, g, g) float32, windows row-major over (ys, xs)."""
+        return self._stitch(logits, geo)
+
+    def update(self, labels: np.ndarray, logits: np.ndarray, geo: FrameGeometry, changed: np.ndarray) -> np.ndarray:
+        """Labels of a frame whose logits moved only at the ``changed`` (n_windows, g, g) grid cells (reuse
+        between frames): blocks that draw on no changed cell keep ``labels``, the others are stitched as
+        ``labels()`` would. Exact when nothing else moved."""
+        n_windows, grid = changed.shape[0], changed.shape[1]
+        ny, nx = len(geo.ys), len(geo.xs)
+        cells = changed.reshape(ny, nx, grid, grid).transpose(0, 2, 1, 3).reshape(ny * grid, nx * grid)
+        plan = _plan(geo, grid)
+        return self._stitch(logits, geo, (plan.rows.touches.astype(np.float32) @ cells.astype(np.float32)
+                                          @ plan.cols.touches.T.astype(np.float32)) > 0, labels)
+
+    def _stitch(self, logits: np.ndarray, geo: FrameGeometry, redo: np.ndarray | None = None,
+                previous: np.ndarray | None = None) -> np.ndarray:
         n_cls, grid = logits.shape[1], logits.shape[2]
         plan = _plan(geo, grid)
         by, bx = plan.rows, plan.cols
@@ -149,14 +170,19 @@ class Stitcher:
         win = lattice.argmax(axis=2)
         tl, tr, bl, br = win[:-1, :-1], win[:-1, 1:], win[1:, :-1], win[1:, 1:]
         boundary = (tl != tr) | (tl != bl) | (tl != br)
-        labels = np.repeat(np.repeat(tl.astype(np.uint8), by.lengths, axis=0), bx.lengths, axis=1)
+        fill = keep.astype(np.uint8)[tl]
+        labels = np.repeat(np.repeat(fill, by.lengths, axis=0), bx.lengths, axis=1)
+        if redo is not None:
+            boundary &= redo
+            keep_old = np.repeat(np.repeat(~redo, by.lengths, axis=0), bx.lengths, axis=1)
+            np.copyto(labels, previous, where=keep_old)
         rows, cols = np.nonzero(boundary)
         if len(rows):
-            self._resolve(lattice, by, bx, rows, cols, labels)
-        return labels if len(keep) == logits.shape[1] else keep.astype(np.uint8)[labels]
+            self._resolve(lattice, by, bx, rows, cols, labels, keep.astype(np.uint8))
+        return labels
 
     def _resolve(self, lattice: np.ndarray, by: AxisBlocks, bx: AxisBlocks, rows: np.ndarray,
-                 cols: np.ndarray, labels: np.ndarray) -> None:
+                 cols: np.ndarray, labels: np.ndarray, class_ids: np.ndarray) -> None:
         """Exact per-pixel argmax in boundary blocks, over the classes that can win there."""
         corners = np.stack([lattice[rows, cols], lattice[rows, cols + 1],
                             lattice[rows + 1, cols], lattice[rows + 1, cols + 1]], axis=1)  # (n, 4, C)
@@ -185,4 +211,4 @@ class Stitcher:
             win = np.take_along_axis(cand[:, None, None, :], pix.argmax(axis=3)[..., None], axis=3)[..., 0]
             ys = y0[idx, None, None] + np.arange(bh)[None, :, None]
             xs = x0[idx, None, None] + np.arange(bw)[None, None, :]
-            labels[ys, xs] = win.astype(np.uint8)
+            labels[ys, xs] = class_ids[win]
