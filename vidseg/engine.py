@@ -69,7 +69,7 @@ class Engine:
         self._core, self._model, self._config = core, model, config
         self.model_dir = model_dir if model_dir.is_dir() else model_dir.parent
         self.device = device
-        self.compiled = self._compile(model)
+        self.compiled = self.compile(model)
         self._float_compiled: ov.CompiledModel | None = None
         self._float_lock = threading.Lock()
         self.execution_devices: list[str] = list(self.compiled.get_property("EXECUTION_DEVICES"))
@@ -77,24 +77,23 @@ class Engine:
         self.nireq = nireq or max(2, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self._requests = threading.local()
 
-    def _compile(self, model: ov.Model) -> ov.CompiledModel:
+    def compile(self, model: ov.Model) -> ov.CompiledModel:
+        """Compiled for this engine's device with its settings (hint, precision, streams, cache)."""
         try:
             return self._core.compile_model(model, self.device, self._config)
         except RuntimeError as e:
             raise ModelError(f"cannot compile the model for {self.device}: {describe(e)}") from None
 
-    def compile_variant(self, xml_name: str) -> ov.CompiledModel:
-        """Another IR of the same model directory (the token-reuse one), compiled with this engine's
-        device and settings."""
+    def read_variant(self, xml_name: str) -> ov.Model:
+        """Another IR of the same model directory (the token-reuse one), to compile with ``compile``."""
         xml = self.model_dir / xml_name
         if not xml.exists():
-            raise ModelError(f"{self.model_dir} has no {xml_name}: reconvert it with this version's "
-                             "'vidseg convert'")
+            raise ModelError(f"{self.model_dir} has no {xml_name}: convert it again with this version's "
+                             "'vidseg convert' (mask-transformer models only)")
         try:
-            model = self._core.read_model(str(xml))
+            return self._core.read_model(str(xml))
         except RuntimeError as e:
             raise ModelError(f"model {xml} is corrupt: {describe(e)}") from None
-        return self._compile(model)
 
     def compiled_for(self, window: np.ndarray) -> ov.CompiledModel:
         """The model that takes this window: the IR as converted for u8 windows; for the f32 windows of
@@ -103,7 +102,7 @@ class Engine:
             return self.compiled
         with self._float_lock:
             if self._float_compiled is None:
-                self._float_compiled = self._compile(float_input(self._model))
+                self._float_compiled = self.compile(float_input(self._model))
             return self._float_compiled
 
     def windows(self, frame: np.ndarray) -> tuple[FrameGeometry, np.ndarray]:

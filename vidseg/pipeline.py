@@ -39,6 +39,7 @@ class _Job:
     remaining: int = 0
     submitted: float = 0.0
     finished: float = 0.0
+    changed: np.ndarray | None = None  # reuse: the grid cells recomputed per window (None: all of them)
 
 
 class Stream(FrameStream):
@@ -156,13 +157,17 @@ class Stream(FrameStream):
         finally:
             self._put_end(self._results)
 
+    def _stitch(self, job: _Job) -> np.ndarray:
+        assert job.logits is not None and job.geo is not None
+        return self._stitcher.labels(job.logits, job.geo)
+
     def _finish(self, job: _Job) -> FrameResult:
         """Stitch (and render) one frame."""
         frame, logits, geo = job.frame, job.logits, job.geo
         assert logits is not None and geo is not None  # frames with an image
         self.summary.add_time("inference", job.finished - job.submitted)
         t0 = time.thread_time()
-        labels = self._stitcher.labels(logits, geo)
+        labels = self._stitch(job)
         job.logits = None
         self.summary.add_time("stitch", time.thread_time() - t0)
         return self._result(frame, labels)

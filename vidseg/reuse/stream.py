@@ -3,14 +3,17 @@ how a frame's windows are inferred differs (which tokens, which cached state).""
 
 from __future__ import annotations
 
+import time
+
+import cv2
 import numpy as np
 
 from vidseg.engine import Engine
 from vidseg.pipeline import Stream, _Job
 from vidseg.protocol import FrameGeometry
 from vidseg.render import Palette
-from vidseg.reuse.model import REUSE_IR_NAME, ReuseModel, WindowState
-from vidseg.reuse.policy import ReusePolicy, changed_patches, grow, tokens_for
+from vidseg.reuse.model import ReuseModel, WindowState
+from vidseg.reuse.policy import ReusePolicy, changed_patches, tokens_for
 from vidseg.sources import Source
 
 
@@ -22,12 +25,13 @@ class ReuseStream(Stream):
                  max_frames: int | None = None, overlay_alpha: float | None = None):
         super().__init__(engine, source, palette, max_frames, overlay_alpha)
         self._policy = policy
-        self._model = ReuseModel(engine.compile_variant(REUSE_IR_NAME))
+        self._model = ReuseModel(engine)
         self._patch = engine.info.patch_size
         self._states: list[WindowState] = []
         self._geometry: FrameGeometry | None = None
         self._last: tuple[int, str | None] | None = None  # (index, input) of the previous frame
         self._since_full = 0
+        self._previous: tuple[FrameGeometry, np.ndarray] | None = None  # post thread: last labels
         self.summary.reuse = {"policy": vars(policy).copy(), "full_frames": 0, "partial_frames": 0,
                               "windows_reused": 0, "tokens_computed": 0, "tokens_total": 0}
 
@@ -57,27 +61,43 @@ class ReuseStream(Stream):
             self._states = [self._model.window_state(self._on_window) for _ in windows]
             self._geometry = job.geo
         else:
-            changed = [grow(changed_patches(w, s.reference, self._patch, self._policy.threshold),
-                            self._policy.margin) for w, s in zip(windows, self._states)]
+            t0 = time.thread_time()
+            changed = [changed_patches(w, s.reference, self._patch, self._policy.threshold)
+                       for w, s in zip(windows, self._states)]
+            self.summary.add_time("preprocess", time.thread_time() - t0, frames=0)
             full = sum(int(c.sum()) for c in changed) > self._policy.cut_share * sum(c.size for c in changed)
         stats = self.summary.reuse
         n_tokens = windows.shape[1] // self._patch * windows.shape[2] // self._patch
         stats["tokens_total"] += len(windows) * n_tokens
         self._since_full = 0 if full else self._since_full + 1
         stats["full_frames" if full else "partial_frames"] += 1
+        if not full:
+            job.changed = np.stack(changed)
         for i, (window, state) in enumerate(zip(windows, self._states)):
             if full:
                 state.reference = window.copy()
-                state.run(window, np.arange(n_tokens + 1, dtype=np.int64), (job, i))
+                state.run(window, np.arange(self._model.tokens, dtype=np.int64), (job, i))
                 stats["tokens_computed"] += n_tokens
             elif not changed[i].any():
                 state.wait()  # its last run's logits hold for this frame too
                 stats["windows_reused"] += 1
                 self._on_window((job, i), state.logits)
             else:
-                mask = np.kron(changed[i], np.ones((self._patch, self._patch), bool))
                 assert state.reference is not None  # set by the full run that created the state
-                state.reference[mask] = window[mask]
+                mask = cv2.resize(changed[i].astype(np.uint8), window.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+                cv2.copyTo(window, mask, state.reference)
                 tokens = tokens_for(changed[i])
                 state.run(window, tokens, (job, i))
                 stats["tokens_computed"] += len(tokens) - 1
+
+    def _stitch(self, job: _Job) -> np.ndarray:
+        """Blocks of the picture that draw only on reused patches keep their labels from the previous
+        frame: stitching them again would cost the same as the whole frame's and change nothing."""
+        assert job.logits is not None and job.geo is not None
+        previous = self._previous
+        if job.changed is None or previous is None or previous[0] != job.geo:
+            labels = self._stitcher.labels(job.logits, job.geo)
+        else:
+            labels = self._stitcher.update(previous[1], job.logits, job.geo, job.changed)
+        self._previous = (job.geo, labels.copy())
+        return labels
