@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 import vidseg
-from convert import catalog, checkpoint, export, verify
+from convert import catalog, checkpoint, export, reuse_export, verify
 from convert.download import fetch_checkpoint
 from convert.segmenter import SegmenterUpsampled
 from vidseg import cpu
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             ir = _quantize(ir, info, args)
         export.attach_metadata(ir, info)
         export.save_ir(ir, staging / IR_NAME)
-        if not args.full_resolution_output:
+        if not args.full_resolution_output and reuse_export.supports(model):
             _write_reuse_ir(model, variant, staging, info, args)
         (staging / "model.yml").write_text(yaml.safe_dump(info.to_dict(), sort_keys=False))
         _publish(staging, out)
@@ -106,8 +106,6 @@ def _write_reuse_ir(model, variant: checkpoint.Variant, staging: Path, info: Mod
                     args: argparse.Namespace) -> None:
     """The token-reuse IR beside the plain one (``vidseg process --reuse``), checked to compute the plain
     model exactly when given every token; quantised like the plain one for --int8."""
-    from convert import reuse_export
-
     onnx_path = staging / "model_reuse.onnx"
     reuse_export.export_reuse_onnx(model, variant.window_size, onnx_path)
     ir = reuse_export.reuse_ir(onnx_path, variant.normalization)

@@ -29,12 +29,17 @@ from convert.export import embed_preprocessing
 from convert.segmenter import Segmenter
 
 
+def supports(segmenter: Segmenter) -> bool:
+    """Token reuse is built for the mask-transformer decoder of the published Segmenters (no dist token)."""
+    return segmenter.cfg.decoder == "mask_transformer" and not segmenter.cfg.distilled
+
+
 class ReuseSegmenter(nn.Module):
     """The plain Segmenter's weights, evaluated only at the given token rows (and the class rows)."""
 
     def __init__(self, segmenter: Segmenter):
         super().__init__()
-        if segmenter.cfg.decoder != "mask_transformer" or segmenter.cfg.distilled:
+        if not supports(segmenter):
             raise ValueError("token reuse is implemented for mask-transformer Segmenters without a dist token")
         self.seg = segmenter
 

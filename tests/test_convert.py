@@ -22,7 +22,11 @@ def metadata(model_dir: Path) -> dict:
 
 
 def test_tiny_mask_ir_takes_u8_bgr_and_returns_patch_logits(tiny_model: Path, tiny_checkpoint: Path) -> None:
-    assert {p.name for p in tiny_model.iterdir()} == {"model.xml", "model.bin", "model.onnx", "model.yml"}
+    assert {p.name for p in tiny_model.iterdir()} == {"model.xml", "model.bin", "model.onnx", "model.yml",
+                                                       "model_reuse.xml", "model_reuse.bin"}
+    reuse = ov.Core().read_model(str(tiny_model / "model_reuse.xml"))  # --reuse: the same weights, token subsets
+    assert [p.get_any_name() for p in reuse.inputs[:2]] == ["image", "tokens"]
+    assert str(reuse.inputs[1].get_partial_shape()) == "[?]" and len(reuse.inputs) == len(reuse.outputs) + 1
     model = ov.Core().read_model(str(tiny_model / "model.xml"))
     assert model.inputs[0].get_element_type() == ov.Type.u8
     assert str(model.inputs[0].get_partial_shape()) == "[?,512,512,3]"

@@ -3,6 +3,7 @@
     models/seg_tiny_mask/
         model.xml, model.bin   OpenVINO IR: u8 NHWC BGR windows in, (N, n_cls, H/ps, W/ps) logits out
         model.onnx             the ONNX graph the IR came from (without the embedded preprocessing)
+        model_reuse.xml, .bin  the same weights as a token-reuse model, for --reuse (``vidseg.reuse``)
         model.yml              the metadata below, for people and other tools
 
 The IR's rt_info carries the same metadata as JSON (``vidseg/metadata``); that copy is the one the runtime
