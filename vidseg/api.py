@@ -127,8 +127,9 @@ class Segmenter:
         video (seconds); ``max_frames`` stops early. ``overlay_alpha`` renders overlays in the pipeline's
         own thread (``frame.overlay()`` is then free). ``skip(name)`` true for an image in a folder means
         its outputs exist: it is not read (``--resume``). ``reuse`` turns on reuse between frames (an
-        approximation, see ``vidseg.reuse``; uses the token-reuse IR ``vidseg convert`` writes). Unreadable images in a folder are skipped and
-        listed in ``stream.summary.failures``; a stage's error is raised in the loop.
+        approximation, see ``vidseg.reuse``; uses the token-reuse IR ``vidseg convert`` writes).
+        Unreadable images in a folder are skipped and listed in ``stream.summary.failures``; a stage's
+        error is raised in the loop.
 
         >>> for frame in seg.stream(video_path, max_frames=3):
         ...     share = frame.fractions()

@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     results["ray"] = ray_vs_local(results["collection"], args.model, args.device)
 
     print("bench: reuse between frames vs the exact path ...", file=sys.stderr)
-    results["reuse"] = [reuse_vs_exact(clip, args.model, args.device, args.reuse_frames)
-                        for clip in args.reuse_clips]
+    results["reuse"] = [row for clip in args.reuse_clips for row in
+                        reuse_vs_exact(clip, args.model, args.device, args.reuse_frames, args.reuse_thresholds)]
 
     print("bench: notebook-style baseline ...", file=sys.stderr)
     results["baseline"] = notebook_baseline(args.clips[0], args.baseline_model, args.device, args.baseline_frames)
@@ -154,24 +154,36 @@ def ray_vs_local(collection: dict[str, Any], model_dir: Path, device: str, segme
             "model_fps": {n: round(min(n * worker_fps, 1000 / driver_ms), 2) for n in nodes}}
 
 
-def reuse_vs_exact(clip: Path, model_dir: Path, device: str, frames: int) -> dict[str, Any]:
-    """``vidseg process`` with and without ``--reuse`` on the same frames (overlay video and label PNGs
-    written, wall time incl. start-up), and how many pixels of each frame the two label maps share."""
+def reuse_vs_exact(clip: Path, model_dir: Path, device: str, frames: int,
+                   thresholds: tuple[float, ...] = (1.5,)) -> list[dict[str, Any]]:
+    """``vidseg process`` without and with ``--reuse`` (at each threshold) on the same frames, overlay
+    video and label PNGs written, wall time incl. start-up; and how many pixels of each frame the label
+    maps share with the exact run's."""
     work = Path("bench/work/reuse") / clip.stem
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    runs = {name: _timed_run(clip, model_dir, device, work / f"{name}.mp4", frames, "--max-frames", str(frames),
-                             "--labels", str(work / name), *extra)
-            for name, extra in (("exact", ()), ("reuse", ("--reuse",)))}
-    pairs = zip(sorted((work / "exact").glob("*.png")), sorted((work / "reuse").glob("*.png")))
-    agreement = np.array([np.mean(np.asarray(Image.open(a)) == np.asarray(Image.open(b))) for a, b in pairs])
-    stats = runs["reuse"]["summary"]["reuse"]
-    return {"clip": clip.name, "frames": int(agreement.size), "exact_fps": runs["exact"]["fps"],
-            "reuse_fps": runs["reuse"]["fps"], "speed_up": round(runs["reuse"]["fps"] / runs["exact"]["fps"], 2),
-            "agreement_mean": round(float(agreement.mean()), 4), "agreement_worst": round(float(agreement.min()), 4),
-            "frames_below_98": int((agreement < 0.98).sum()),
-            "tokens_computed": round(stats["tokens_computed"] / stats["tokens_total"], 3),
-            "full_frames": stats["full_frames"], "policy": stats["policy"]}
+
+    def run(name: str, *extra: str) -> dict[str, Any]:
+        return _timed_run(clip, model_dir, device, work / f"{name}.mp4", frames, "--max-frames", str(frames),
+                          "--labels", str(work / name), *extra)
+
+    exact = run("exact")
+    rows = []
+    for threshold in thresholds:
+        name = f"reuse_{threshold:g}"
+        reuse = run(name, "--reuse", "--reuse-threshold", str(threshold))
+        pairs = zip(sorted((work / "exact").glob("*.png")), sorted((work / name).glob("*.png")))
+        agreement = np.array([np.mean(np.asarray(Image.open(a)) == np.asarray(Image.open(b))) for a, b in pairs])
+        stats = reuse["summary"]["reuse"]
+        rows.append({"clip": clip.name, "frames": int(agreement.size), "threshold": threshold,
+                     "exact_fps": exact["fps"], "reuse_fps": reuse["fps"],
+                     "speed_up": round(reuse["fps"] / exact["fps"], 2),
+                     "agreement_mean": round(float(agreement.mean()), 4),
+                     "agreement_worst": round(float(agreement.min()), 4),
+                     "frames_below_98": int((agreement < 0.98).sum()),
+                     "tokens_computed": round(stats["tokens_computed"] / stats["tokens_total"], 3),
+                     "full_frames": stats["full_frames"]})
+    return rows
 
 
 def _encode(path: Path, frames: list[np.ndarray], rate: Fraction) -> None:
@@ -321,10 +333,10 @@ def table(r: dict[str, Any]) -> str:
               f"locally: ratio {ray['ratio']}; a node {ray['worker_fps']} fps inside tasks, the driver "
               f"{ray['driver_ms_per_frame']} ms/frame, start-up {ray['start_up_s']} s",
               "model fps by nodes: " + ", ".join(f"{n}: {v}" for n, v in ray["model_fps"].items())]
-    lines += ["", "| reuse vs exact (vidseg process, same frames) | frames | exact fps | --reuse fps | speed-up | "
-              "agreement mean / worst | frames < 98% | tokens computed |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {x['clip']} | {x['frames']} | {x['exact_fps']} | {x['reuse_fps']} | {x['speed_up']}x | "
-              f"{x['agreement_mean']:.2%} / {x['agreement_worst']:.2%} | {x['frames_below_98']} | "
+    lines += ["", "| reuse vs exact (vidseg process, same frames) | threshold | frames | exact fps | --reuse fps | "
+              "speed-up | agreement mean / worst | frames < 98% | tokens computed |", "|---" * 9 + "|"]
+    lines += [f"| {x['clip']} | {x['threshold']:g} | {x['frames']} | {x['exact_fps']} | {x['reuse_fps']} | "
+              f"{x['speed_up']}x | {x['agreement_mean']:.2%} / {x['agreement_worst']:.2%} | {x['frames_below_98']} | "
               f"{x['tokens_computed']:.1%} |" for x in r["reuse"]]
     lines += ["", f"notebook baseline on {b['clip']}: {b['fps']} fps ({b['frames']} frames in {b['wall_s']} s)",
               f"INT8 vs FP32 label agreement: mean {r['int8_label_agreement']['mean']:.2%}, "
