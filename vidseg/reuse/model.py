@@ -25,7 +25,7 @@ from vidseg.engine import Engine
 from vidseg.errors import ModelError
 
 REUSE_IR_NAME = "model_reuse.xml"
-BUCKETS = (32, 64, 128, 192, 256, 384, 512)  # token counts compiled on demand, plus "every token"
+BUCKETS = (64, 128, 256, 512)  # token counts compiled on demand, plus "every token": ~100 MB each
 
 
 class ReuseModel:
@@ -67,6 +67,10 @@ class ReuseModel:
             raise self.error
 
 
+def _ignore(_: Any) -> None:
+    pass
+
+
 class WindowState:
     """One window position: its state buffers, a request per bucket used, the pixels each patch was last
     computed from, and its last logits."""
@@ -93,6 +97,14 @@ class WindowState:
     def wait(self) -> None:
         if self._running is not None:
             self._running.wait()
+
+    def close(self) -> None:
+        """Wait for the last run and drop the callbacks: OpenVINO holds them, and they hold this state
+        (its buffers, 2 x 23 MB), a cycle Python's collector cannot see."""
+        self.wait()
+        for request in self._requests.values():
+            request.set_callback(_ignore, None)
+        self._requests.clear()
 
     def run(self, window: np.ndarray, tokens: np.ndarray, key: Any) -> None:
         """Start recomputing ``tokens`` of this window; the result comes to ``on_done(key, logits)``."""

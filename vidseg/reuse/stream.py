@@ -40,7 +40,7 @@ class ReuseStream(Stream):
 
     def _drain(self) -> None:
         for state in self._states:
-            state.wait()
+            state.close()
 
     def _needs_full(self, job: _Job) -> bool:
         """Rules that need no pixels: first frame, new geometry or input, a gap (dropped live frame)."""
@@ -56,9 +56,10 @@ class ReuseStream(Stream):
             return
         full = self._needs_full(job)
         if full:
-            for state in self._states:
-                state.wait()
-            self._states = [self._model.window_state(self._on_window) for _ in windows]
+            if len(self._states) != len(windows):  # a full run overwrites a state whole: keep them otherwise
+                for state in self._states:
+                    state.close()
+                self._states = [self._model.window_state(self._on_window) for _ in windows]
             self._geometry = job.geo
         else:
             t0 = time.thread_time()
