@@ -55,12 +55,16 @@ def run(args: argparse.Namespace) -> int:
         export.export_onnx(net, variant.window_size, onnx_path)
         ir = export.onnx_to_ir(onnx_path, variant.normalization)
         verify.require_parity(verify.check_parity(net, ir, variant.normalization, variant.window_size))
+        calibration = []  # frames, read once for the plain IR's and the reuse IR's INT8 calibration
         if args.int8:
-            ir = _quantize(ir, info, args)
+            from convert import quantize  # nncf is slow to import; only INT8 needs it
+
+            calibration = quantize.sample_frames(args.calibration, args.calibration_frames)
+            ir = _quantize(ir, info, calibration)
         export.attach_metadata(ir, info)
         export.save_ir(ir, staging / IR_NAME)
         if not args.full_resolution_output and reuse_export.supports(model):
-            _write_reuse_ir(model, variant, staging, info, args)
+            _write_reuse_ir(model, variant, staging, info, calibration)
         (staging / "model.yml").write_text(yaml.safe_dump(info.to_dict(), sort_keys=False))
         _publish(staging, out)
     finally:
@@ -85,10 +89,9 @@ def model_info(name: str, variant: checkpoint.Variant, entry: catalog.CatalogEnt
     )
 
 
-def _quantize(ir, info: ModelInfo, args: argparse.Namespace):
-    from convert import quantize  # nncf is slow to import; only INT8 needs it
+def _quantize(ir, info: ModelInfo, frames: list):
+    from convert import quantize
 
-    frames = quantize.sample_frames(args.calibration, args.calibration_frames)
     held_out = frames[::5] if len(frames) >= 5 else frames[-1:]
     calibration = [f for i, f in enumerate(frames) if i % 5 or len(frames) < 5]
     print(f"int8: calibrating on {len(calibration)} frames, holding out {len(held_out)}")
@@ -103,9 +106,10 @@ def _quantize(ir, info: ModelInfo, args: argparse.Namespace):
 
 
 def _write_reuse_ir(model, variant: checkpoint.Variant, staging: Path, info: ModelInfo,
-                    args: argparse.Namespace) -> None:
+                    calibration: list) -> None:
     """The token-reuse IR beside the plain one (``vidseg process --reuse``), checked to compute the plain
-    model exactly when given every token; quantised like the plain one for --int8."""
+    model exactly when given every token; quantised like the plain one when there are INT8 calibration
+    frames."""
     onnx_path = staging / "model_reuse.onnx"
     reuse_export.export_reuse_onnx(model, variant.window_size, onnx_path)
     ir = reuse_export.reuse_ir(onnx_path, variant.normalization)
@@ -114,11 +118,10 @@ def _write_reuse_ir(model, variant: checkpoint.Variant, staging: Path, info: Mod
         raise VidsegError(f"token-reuse IR differs from PyTorch by {diff:.2e} with every token computed")
     print(f"verify: token-reuse IR with every token vs PyTorch max |logit diff| {diff:.2e}")
     onnx_path.unlink()
-    if args.int8:
+    if calibration:
         from convert import quantize
 
-        ir = quantize.quantize_reuse(ir, quantize.sample_frames(args.calibration, args.calibration_frames)[:8],
-                                     info)
+        ir = quantize.quantize_reuse(ir, calibration[:8], info)
     export.attach_metadata(ir, info)
     export.save_ir(ir, staging / REUSE_IR_NAME)
 

@@ -41,10 +41,14 @@ def sample_frames(path: Path, count: int) -> list[np.ndarray]:
     return frames[:count]
 
 
-def quantize(model: ov.Model, frames: list[np.ndarray], info: ModelInfo) -> ov.Model:
+def calibration_windows(frames: list[np.ndarray], info: ModelInfo) -> list[np.ndarray]:
     # exact=False: u8 windows for every frame (a panorama's float windows, rounded), as the IR takes them.
-    windows = [w[None] for f in frames for w in frame_windows(f, info.short_side, info.long_side_cap,
-                                                              info.window_size, info.window_stride, False)[1]]
+    return [w[None] for f in frames for w in frame_windows(f, info.short_side, info.long_side_cap,
+                                                           info.window_size, info.window_stride, False)[1]]
+
+
+def quantize(model: ov.Model, frames: list[np.ndarray], info: ModelInfo) -> ov.Model:
+    windows = calibration_windows(frames, info)
     return nncf.quantize(model, nncf.Dataset(windows), model_type=nncf.ModelType.TRANSFORMER,
                          subset_size=len(windows))
 
@@ -52,8 +56,7 @@ def quantize(model: ov.Model, frames: list[np.ndarray], info: ModelInfo) -> ov.M
 def quantize_reuse(model: ov.Model, frames: list[np.ndarray], info: ModelInfo) -> ov.Model:
     """The token-reuse IR quantised on the same windows, each computed in full (every token, state from
     nothing), so that its statistics are those of the plain model's calibration."""
-    windows = [w[None] for f in frames for w in frame_windows(f, info.short_side, info.long_side_cap,
-                                                              info.window_size, info.window_stride, False)[1]]
+    windows = calibration_windows(frames, info)
     state = {p.get_any_name(): np.zeros(tuple(p.get_shape()), np.float32) for p in model.inputs[2:]}
     tokens = np.arange(next(iter(state.values())).shape[2], dtype=np.int64)
     items = [{"image": w, "tokens": tokens, **state} for w in windows]
