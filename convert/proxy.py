@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from convert.checkpoint import load_variant
+from convert.checkpoint import NORMALIZATION, load_variant
 from convert.segmenter import Segmenter
 from convert.synthetic import random_state, write_checkpoint
 
@@ -117,13 +117,14 @@ def train(out_dir: Path, data: Path, steps: int, log: bool = True) -> Path:
     torch.manual_seed(SEED)
     torch.set_num_threads(2)  # fixed: the result must not depend on the machine's core count
     ckpt = write_checkpoint(out_dir, "tiny", seed=SEED)
-    cfg = load_variant(out_dir / "variant.yml").config
+    variant = load_variant(out_dir / "variant.yml")
+    cfg = variant.config
     model = Segmenter(cfg)
     model.load_state_dict(random_state(cfg, SEED))
     images = training_images(data)
     labels = [pseudo_labels(im) for im in images]
-    mean = torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1)  # "vit" normalisation of the variant
-    std = torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1)
+    stats = NORMALIZATION[variant.normalization]
+    mean, std = (torch.tensor(stats[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
     rng = np.random.default_rng(SEED)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps, pct_start=0.1)
