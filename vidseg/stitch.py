@@ -142,11 +142,12 @@ class Stitcher:
         """``logits``: (n_windows, n_cls, g, g) float32, windows row-major over (ys, xs)."""
         return self._stitch(logits, geo)
 
-    def update(self, labels: np.ndarray, logits: np.ndarray, geo: FrameGeometry, changed: np.ndarray) -> np.ndarray:
+    def update(self, labels: np.ndarray, logits: np.ndarray, geo: FrameGeometry,
+               changed: np.ndarray) -> np.ndarray:
         """Labels of a frame whose logits moved only at the ``changed`` (n_windows, g, g) grid cells (reuse
         between frames): blocks that draw on no changed cell keep ``labels``, the others are stitched as
         ``labels()`` would. Exact when nothing else moved."""
-        n_windows, grid = changed.shape[0], changed.shape[1]
+        grid = changed.shape[1]
         ny, nx = len(geo.ys), len(geo.xs)
         cells = changed.reshape(ny, nx, grid, grid).transpose(0, 2, 1, 3).reshape(ny * grid, nx * grid)
         plan = _plan(geo, grid)

@@ -41,9 +41,7 @@ def changed_patches(window: np.ndarray, reference: np.ndarray, patch: int, thres
 
 
 def tokens_for(changed: np.ndarray) -> np.ndarray:
-    """Encoder sequence indices of the changed patches, class token first; at least one patch, because
-    the model's decoder takes the selected patch rows and an empty selection has no shape to run."""
+    """Encoder sequence indices of the changed patches (at least one: a window with none is not run),
+    class token first."""
     patches = np.flatnonzero(changed.ravel())
-    if patches.size == 0:
-        patches = np.array([0])
     return np.concatenate([[0], patches + 1]).astype(np.int64)
