@@ -90,10 +90,7 @@ class Engine:
         if not xml.exists():
             raise ModelError(f"{self.model_dir} has no {xml_name}: convert it again with this version's "
                              "'vidseg convert' (mask-transformer models only)")
-        try:
-            return self._core.read_model(str(xml))
-        except RuntimeError as e:
-            raise ModelError(f"model {xml} is corrupt: {describe(e)}") from None
+        return read_model(xml, self._core)[0]
 
     def compiled_for(self, window: np.ndarray) -> ov.CompiledModel:
         """The model that takes this window: the IR as converted for u8 windows; for the f32 windows of
