@@ -16,8 +16,9 @@ bilinear: a convex mix of its values at the block's four corners. So:
 * the logits of all classes are computed only on the lattice of block corners (a few thousand points);
 * a block whose four corners have the same winner has that winner at every pixel (differences of
   bilinear functions that are positive at the corners are positive inside), with no further arithmetic;
-* in the other blocks only classes whose best corner beats the best worst-corner can win; their exact
-  logits at each pixel are interpolated from the corners and compared.
+* in the other blocks a class below another at all four corners is below it everywhere in the block, so
+  only the classes no corner's winner beats that way can win (two in most blocks); their exact logits at
+  each pixel are interpolated from the corners and compared, one class at a time.
 
 Nothing is approximated unless a block has more than ``max_candidates`` such classes (random-weight models;
 trained ones do not do this): those blocks keep the best classes by corner value and are counted in
@@ -192,24 +193,44 @@ class Stitcher:
         live = (best_corner >= floor).sum(axis=1)
         self.approximate_blocks += int((live > self.max_candidates).sum())
         live = np.minimum(live, self.max_candidates)
+        # Every block's candidates, best first, so that a block's live classes are its first columns.
+        k_max = int(min(live.max(), corners.shape[2]))
+        cand = np.argpartition(-best_corner, k_max - 1, axis=1)[:, :k_max]
+        cand = np.take_along_axis(cand, np.argsort(-np.take_along_axis(best_corner, cand, axis=1), axis=1), axis=1)
+        values = np.take_along_axis(corners, cand[:, None, :], axis=2)  # (n, 4, k_max)
+        # Classes a corner's winner beats at all four corners drop out (see the module's docstring).
+        winners = np.take_along_axis(values, values.argmax(axis=2)[:, None, :], axis=2)  # (n, corner, winner)
+        out = (winners[:, :, :, None] > values[:, :, None, :]).all(axis=1).any(axis=1)
+        out |= np.arange(k_max) >= live[:, None]
+        order = np.argsort(out, axis=1, kind="stable")  # the rest first, still best first
+        cand = np.take_along_axis(cand, order, axis=1)
+        values = np.take_along_axis(values, order[:, None, :], axis=2)
+        live = k_max - out.sum(axis=1)
+        names = class_ids[cand]
         y0, x0 = by.corners[rows], bx.corners[cols]
         dy, dx = by.corners[rows + 1] - y0, bx.corners[cols + 1] - x0
         h, w = by.lengths[rows], bx.lengths[cols]
+        flat = labels.reshape(-1)
         # Group blocks by (candidate count, height, width) so each group is a few array operations.
-        k_bucket = 1 << np.ceil(np.log2(live)).astype(np.int64)
-        keys = np.stack([k_bucket, h, w], axis=1)
-        uniq, group = np.unique(keys, axis=0, return_inverse=True)
-        for gi, (k, bh, bw) in enumerate(uniq):
+        k_bucket = np.where(live <= 4, live, np.minimum(1 << np.ceil(np.log2(live)).astype(np.int64), k_max))
+        keys = (k_bucket * (MAX_BLOCK + 2) + h) * (MAX_BLOCK + 2) + w
+        uniq, group = np.unique(keys, return_inverse=True)
+        for gi, key in enumerate(uniq):
             idx = np.flatnonzero(group == gi)
-            k = int(min(k, self.max_candidates, corners.shape[2]))
-            cand = np.argpartition(-best_corner[idx], k - 1, axis=1)[:, :k]  # (m, K) class ids
-            v = np.take_along_axis(corners[idx], cand[:, None, :], axis=2)  # (m, 4, K)
-            s = (np.arange(bh)[None, :] / np.maximum(dy[idx], 1)[:, None]).astype(np.float32)[:, :, None, None]
-            t = (np.arange(bw)[None, :] / np.maximum(dx[idx], 1)[:, None]).astype(np.float32)[:, None, :, None]
-            top = v[:, None, None, 0] + t * (v[:, None, None, 1] - v[:, None, None, 0])  # (m, 1, bw, K)
-            bottom = v[:, None, None, 2] + t * (v[:, None, None, 3] - v[:, None, None, 2])
-            pix = top + s * (bottom - top)  # (m, bh, bw, K): exact, the block is bilinear
-            win = np.take_along_axis(cand[:, None, None, :], pix.argmax(axis=3)[..., None], axis=3)[..., 0]
-            ys = y0[idx, None, None] + np.arange(bh)[None, :, None]
-            xs = x0[idx, None, None] + np.arange(bw)[None, None, :]
-            labels[ys, xs] = class_ids[win]
+            k, bh, bw = key // (MAX_BLOCK + 2) ** 2, key // (MAX_BLOCK + 2) % (MAX_BLOCK + 2), key % (MAX_BLOCK + 2)
+            s = (np.arange(bh)[None, :] / np.maximum(dy[idx], 1)[:, None]).astype(np.float32)[:, :, None]
+            t = (np.arange(bw)[None, :] / np.maximum(dx[idx], 1)[:, None]).astype(np.float32)[:, None, :]
+            v = values[idx]  # (m, 4, K)
+            for j in range(k):  # running argmax, one class at a time: the block is bilinear, so exact
+                top = v[:, 0, j, None, None] + t * (v[:, 1, j] - v[:, 0, j])[:, None, None]  # (m, 1, bw)
+                bottom = v[:, 2, j, None, None] + t * (v[:, 3, j] - v[:, 2, j])[:, None, None]
+                pix = top + s * (bottom - top)  # (m, bh, bw)
+                if j == 0:
+                    best, win = pix, np.broadcast_to(names[idx, 0, None, None], pix.shape)
+                else:
+                    better = pix > best
+                    best = np.maximum(best, pix)
+                    win = np.where(better, names[idx, j, None, None], win)
+            where = (y0[idx, None, None] + np.arange(bh)[None, :, None]) * labels.shape[1] + (
+                x0[idx, None, None] + np.arange(bw)[None, None, :])
+            flat[where] = win
