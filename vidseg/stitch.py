@@ -123,13 +123,26 @@ def _plan(geo: FrameGeometry, grid: int) -> Plan:
     return Plan(AxisBlocks.from_operator(ay), AxisBlocks.from_operator(ax), region_support(ay), region_support(ax))
 
 
-def possible_winners(g: np.ndarray, plan: Plan) -> np.ndarray:
-    """Classes that can be the argmax somewhere: in each region, a class whose highest logit on the
-    region's support is below another class's lowest cannot win there (pixels mix support values convexly)."""
+def possible_winners(g: np.ndarray, plan: Plan, regions: np.ndarray | None = None) -> np.ndarray:
+    """Classes that can be the argmax somewhere (in the ``regions``, a (RY, RX) mask, if given): in each
+    region, a class whose highest logit on the region's support is below another class's lowest cannot win
+    there (pixels mix support values convexly)."""
     rows = g[:, plan.row_support, :]  # (C, RY, SY, GW)
     high = rows.max(axis=2)[:, :, plan.col_support].max(axis=3)  # (C, RY, RX)
     low = rows.min(axis=2)[:, :, plan.col_support].min(axis=3)
-    return np.flatnonzero((high >= low.max(axis=0)).any(axis=(1, 2)))
+    can_win = high >= low.max(axis=0)
+    if regions is not None:
+        can_win &= regions
+    return np.flatnonzero(can_win.any(axis=(1, 2)))
+
+
+def regions_of(blocks: np.ndarray, plan: Plan) -> np.ndarray:
+    """(RY, RX) mask of the regions that the (n_blocks_y, n_blocks_x) mask's blocks overlap."""
+    def overlap(axis: AxisBlocks, n_regions: int) -> np.ndarray:
+        first, last = axis.corners[:-1] // REGION, axis.corners[1:] // REGION
+        return ((np.arange(n_regions) >= first[:, None]) & (np.arange(n_regions) <= last[:, None])).astype(np.float32)
+    ry, rx = overlap(plan.rows, len(plan.row_support)), overlap(plan.cols, len(plan.col_support))
+    return (ry.T @ blocks.astype(np.float32) @ rx) > 0
 
 
 class Stitcher:
@@ -162,7 +175,11 @@ class Stitcher:
         by, bx = plan.rows, plan.cols
         ny, nx = len(geo.ys), len(geo.xs)
         g = logits.reshape(ny, nx, n_cls, grid, grid).transpose(2, 0, 3, 1, 4).reshape(n_cls, ny * grid, nx * grid)
-        keep = possible_winners(g, plan)  # trained models: a handful of the 150 classes per frame
+        if redo is not None and not redo.any():
+            return previous.copy()
+        # Trained models: a handful of the 150 classes per frame; where only some blocks are redone,
+        # only the classes that can win near them matter.
+        keep = possible_winners(g, plan, None if redo is None else regions_of(redo, plan))
         g = g[keep]
         n_cls = len(keep)
         # Exact logits of every class at the block corners, classes last for a fast argmax.
@@ -188,21 +205,27 @@ class Stitcher:
         """Exact per-pixel argmax in boundary blocks, over the classes that can win there."""
         corners = np.stack([lattice[rows, cols], lattice[rows, cols + 1],
                             lattice[rows + 1, cols], lattice[rows + 1, cols + 1]], axis=1)  # (n, 4, C)
-        floor = corners.min(axis=1).max(axis=1, keepdims=True)
-        best_corner = corners.max(axis=1)  # (n, C)
-        live = (best_corner >= floor).sum(axis=1)
-        self.approximate_blocks += int((live > self.max_candidates).sum())
-        live = np.minimum(live, self.max_candidates)
-        # Every block's candidates, best first, so that a block's live classes are its first columns.
-        k_max = int(min(live.max(), corners.shape[2]))
-        cand = np.argpartition(-best_corner, k_max - 1, axis=1)[:, :k_max]
-        cand = np.take_along_axis(cand, np.argsort(-np.take_along_axis(best_corner, cand, axis=1), axis=1), axis=1)
+        best = corners.max(axis=1)  # (n, C)
+        possible = best >= corners.min(axis=1).max(axis=1, keepdims=True)  # beats the best worst corner
+        live = possible.sum(axis=1)
+        over = np.flatnonzero(live > self.max_candidates)
+        self.approximate_blocks += len(over)
+        if len(over):  # random-weight models only: keep the classes with the best corners
+            top = np.argpartition(-best[over], self.max_candidates - 1, axis=1)[:, :self.max_candidates]
+            possible[over] = False
+            possible[over[:, None], top] = True
+            live[over] = self.max_candidates
+        # Each block's candidates in ascending class order (ties go to the lower id, as upstream's argmax).
+        block, cls = np.nonzero(possible)
+        k_max = int(live.max())
+        cand = np.zeros((len(rows), k_max), np.int64)
+        cand[block, np.arange(len(block)) - np.repeat(np.cumsum(live) - live, live)] = cls
         values = np.take_along_axis(corners, cand[:, None, :], axis=2)  # (n, 4, k_max)
         # Classes a corner's winner beats at all four corners drop out (see the module's docstring).
         winners = np.take_along_axis(values, values.argmax(axis=2)[:, None, :], axis=2)  # (n, corner, winner)
         out = (winners[:, :, :, None] > values[:, :, None, :]).all(axis=1).any(axis=1)
         out |= np.arange(k_max) >= live[:, None]
-        order = np.argsort(out, axis=1, kind="stable")  # the rest first, still best first
+        order = np.argsort(out, axis=1, kind="stable")  # the rest first, still ascending
         cand = np.take_along_axis(cand, order, axis=1)
         values = np.take_along_axis(values, order[:, None, :], axis=2)
         live = k_max - out.sum(axis=1)
@@ -211,17 +234,18 @@ class Stitcher:
         dy, dx = by.corners[rows + 1] - y0, bx.corners[cols + 1] - x0
         h, w = by.lengths[rows], bx.lengths[cols]
         flat = labels.reshape(-1)
-        # Group blocks by (candidate count, height, width) so each group is a few array operations.
+        # Group blocks by candidate count and size class (a few pixels, or more) and pad each group to its
+        # largest block, so that a frame is a few dozen array operations whatever its blocks' sizes.
         k_bucket = np.where(live <= 4, live, np.minimum(1 << np.ceil(np.log2(live)).astype(np.int64), k_max))
-        keys = (k_bucket * (MAX_BLOCK + 2) + h) * (MAX_BLOCK + 2) + w
+        keys = k_bucket * 4 + (h > 4) * 2 + (w > 4)
         uniq, group = np.unique(keys, return_inverse=True)
         for gi, key in enumerate(uniq):
             idx = np.flatnonzero(group == gi)
-            k, bh, bw = key // (MAX_BLOCK + 2) ** 2, key // (MAX_BLOCK + 2) % (MAX_BLOCK + 2), key % (MAX_BLOCK + 2)
+            bh, bw = int(h[idx].max()), int(w[idx].max())
             s = (np.arange(bh)[None, :] / np.maximum(dy[idx], 1)[:, None]).astype(np.float32)[:, :, None]
             t = (np.arange(bw)[None, :] / np.maximum(dx[idx], 1)[:, None]).astype(np.float32)[:, None, :]
             v = values[idx]  # (m, 4, K)
-            for j in range(k):  # running argmax, one class at a time: the block is bilinear, so exact
+            for j in range(key // 4):  # running argmax, one class at a time: the block is bilinear, so exact
                 top = v[:, 0, j, None, None] + t * (v[:, 1, j] - v[:, 0, j])[:, None, None]  # (m, 1, bw)
                 bottom = v[:, 2, j, None, None] + t * (v[:, 3, j] - v[:, 2, j])[:, None, None]
                 pix = top + s * (bottom - top)  # (m, bh, bw)
@@ -231,6 +255,6 @@ class Stitcher:
                     better = pix > best
                     best = np.maximum(best, pix)
                     win = np.where(better, names[idx, j, None, None], win)
-            where = (y0[idx, None, None] + np.arange(bh)[None, :, None]) * labels.shape[1] + (
-                x0[idx, None, None] + np.arange(bw)[None, None, :])
-            flat[where] = win
+            ly, lx = np.arange(bh)[None, :, None], np.arange(bw)[None, None, :]
+            inside = (ly < h[idx, None, None]) & (lx < w[idx, None, None])
+            flat[((y0[idx, None, None] + ly) * labels.shape[1] + x0[idx, None, None] + lx)[inside]] = win[inside]
