@@ -97,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     ru.add_argument("--reuse", action="store_true",
                     help="video: recompute only the patches that changed since they were last computed")
     ru.add_argument("--reuse-threshold", type=float, default=ReusePolicy.threshold, metavar="LEVELS",
-                    help=f"mean pixel change (0-255) that makes a patch recompute (default {ReusePolicy.threshold:g}; "
-                         "lower is closer to exact, slower)")
+                    help="mean change (0-255) of a patch's 4x4-averaged pixels that makes it recompute "
+                         f"(default {ReusePolicy.threshold:g}; lower is closer to exact, slower)")
     ru.add_argument("--reuse-refresh", type=int, default=ReusePolicy.refresh, metavar="FRAMES",
                     help=f"recompute every frame in full at least this often (default {ReusePolicy.refresh})")
     r = p.add_argument_group("cluster (the [ray] extra; see README: Collections and clusters)")

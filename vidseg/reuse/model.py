@@ -71,7 +71,7 @@ class WindowState:
         self._running = False
         self._key: Any = None
         self._window: np.ndarray | None = None
-        self.reference: np.ndarray | None = None  # pixels as last computed, per patch
+        self.reference: np.ndarray | None = None  # policy.summary of the pixels as last computed, per patch
         self.logits: np.ndarray | None = None  # the last run's output
 
     def _callback(self, _: Any) -> None:

@@ -13,7 +13,7 @@ from vidseg.pipeline import Stream, _Job
 from vidseg.protocol import FrameGeometry
 from vidseg.render import Palette
 from vidseg.reuse.model import ReuseModel, WindowState
-from vidseg.reuse.policy import ReusePolicy, changed_patches, tokens_for
+from vidseg.reuse.policy import ReusePolicy, changed_patches, summary, tokens_for
 from vidseg.sources import Source
 
 
@@ -61,12 +61,14 @@ class ReuseStream(Stream):
                     state.close()
                 self._states = [self._model.window_state(self._on_window) for _ in windows]
             self._geometry = job.geo
-        else:
-            t0 = time.thread_time()
-            changed = [changed_patches(w, s.reference, self._patch, self._policy.threshold)
-                       for w, s in zip(windows, self._states)]
-            self.summary.add_time("preprocess", time.thread_time() - t0, frames=0)
+        t0 = time.thread_time()
+        small = [summary(w, self._patch) for w in windows]
+        cell = self._patch * small[0].shape[0] // windows.shape[1]
+        if not full:
+            changed = [changed_patches(w, s.reference, cell, self._policy.threshold)
+                       for w, s in zip(small, self._states)]
             full = sum(int(c.sum()) for c in changed) > self._policy.cut_share * sum(c.size for c in changed)
+        self.summary.add_time("preprocess", time.thread_time() - t0, frames=0)
         stats = self.summary.reuse
         n_tokens = windows.shape[1] // self._patch * windows.shape[2] // self._patch
         stats["tokens_total"] += len(windows) * n_tokens
@@ -76,7 +78,7 @@ class ReuseStream(Stream):
             job.changed = np.stack(changed)
         for i, (window, state) in enumerate(zip(windows, self._states)):
             if full:
-                state.reference = window.copy()
+                state.reference = small[i]
                 state.run(window, np.arange(self._model.tokens, dtype=np.int64), (job, i))
                 stats["tokens_computed"] += n_tokens
             elif not changed[i].any():
@@ -85,8 +87,8 @@ class ReuseStream(Stream):
                 self._on_window((job, i), state.logits)
             else:
                 assert state.reference is not None  # set by the full run that created the state
-                mask = cv2.resize(changed[i].astype(np.uint8), window.shape[1::-1], interpolation=cv2.INTER_NEAREST)
-                cv2.copyTo(window, mask, state.reference)
+                mask = cv2.resize(changed[i].astype(np.uint8), small[i].shape[1::-1], interpolation=cv2.INTER_NEAREST)
+                cv2.copyTo(small[i], mask, state.reference)
                 tokens = tokens_for(changed[i])
                 state.run(window, tokens, (job, i))
                 stats["tokens_computed"] += len(tokens) - 1
