@@ -4,6 +4,7 @@ did not change, and recompute in full where the picture changed."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,7 @@ from PIL import Image
 from conftest import encode_video, run_vidseg
 from vidseg.api import Segmenter
 from vidseg.reuse import ReusePolicy
+from vidseg.sources import Frame, Source
 
 
 def video_frames(path: Path, count: int, start: int = 0) -> list[np.ndarray]:
@@ -55,6 +57,35 @@ def test_full_recompute_through_the_reuse_model_matches_exact(proxy_model: Path,
     assert frames.summary.reuse["full_frames"] == 4
     for a, b in zip(exact, full):
         assert (a == b).mean() >= 0.9999
+
+
+class FramesWithGaps(Source):
+    """Real frames whose indices skip where a live intake dropped some (it drops the oldest waiting frame
+    when the model falls behind): what the pipeline receives from a live source, made deterministic."""
+
+    def __init__(self, images: list[np.ndarray], dropped: set[int]):
+        self.images, self.dropped = images, dropped
+
+    def frames(self) -> Iterator[Frame]:
+        return (Frame(i, image) for i, image in enumerate(self.images) if i not in self.dropped)
+
+
+def test_a_dropped_live_frame_resets_what_is_reused(proxy_model: Path, media: Path) -> None:
+    """The frame after a gap is computed in full (its labels are the exact ones), not patched onto a picture
+    the reused state never saw; the frames between are patched as usual."""
+    images = video_frames(media / "vtest.avi", 24)
+    seg = Segmenter(proxy_model, "CPU")
+    exact = [f.labels for f in seg.stream(images)]
+    with seg.stream(FramesWithGaps(images, {9, 17, 18}), reuse=ReusePolicy(refresh=1000)) as frames:
+        got = {f.index: f.labels for f in frames}
+    stats = frames.summary.reuse
+    assert sorted(got) == [i for i in range(24) if i not in {9, 17, 18}]
+    # frames 0 and 2 (the clip's encoding refreshes most of the picture there), and the two after gaps
+    assert stats["full_frames"] == 4 and stats["partial_frames"] == 17
+    for i in (10, 19):
+        assert (got[i] == exact[i]).mean() >= 0.9999, i
+    partial = [i for i in got if (got[i] != exact[i]).any()]
+    assert len(partial) >= 15 and all((got[i] == exact[i]).mean() >= 0.97 for i in partial)
 
 
 def test_static_video_is_reused_and_a_cut_recomputes(tmp_path: Path, tiny_model: Path, media: Path) -> None:
