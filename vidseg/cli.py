@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     ru.add_argument("--reuse", action="store_true",
                     help="video: recompute only the patches that changed since they were last computed")
     ru.add_argument("--reuse-threshold", type=float, default=ReusePolicy.threshold, metavar="LEVELS",
-                    help="mean change (0-255) of a patch's 4x4-averaged pixels that makes it recompute "
+                    help="mean change (0-255) of a patch's 8x8-averaged pixels that makes it recompute "
                          f"(default {ReusePolicy.threshold:g}; lower is closer to exact, slower)")
     ru.add_argument("--reuse-refresh", type=int, default=ReusePolicy.refresh, metavar="FRAMES",
                     help=f"recompute every frame in full at least this often (default {ReusePolicy.refresh})")
