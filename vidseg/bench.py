@@ -155,7 +155,7 @@ def ray_vs_local(collection: dict[str, Any], model_dir: Path, device: str, segme
 
 
 def reuse_vs_exact(clip: Path, model_dir: Path, device: str, frames: int,
-                   thresholds: tuple[float, ...] = (1.0,)) -> list[dict[str, Any]]:
+                   thresholds: tuple[float, ...] = (0.8,)) -> list[dict[str, Any]]:
     """``vidseg process`` without and with ``--reuse`` (at each threshold) on the same frames, overlay
     video and label PNGs written, wall time incl. start-up; and how many pixels of each frame the label
     maps share with the exact run's."""

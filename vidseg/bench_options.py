@@ -21,6 +21,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reuse-clips", type=Path, nargs="+", default=[data / "vtest.avi", data / "Megamind.avi"],
                    help="real footage for --reuse vs exact (default opencv-doc's vtest.avi and Megamind.avi)")
     p.add_argument("--reuse-frames", type=int, default=200, help="frames of each reuse clip (default 200)")
-    p.add_argument("--reuse-thresholds", type=float, nargs="+", default=[0.5, 1.0, 2.0],
-                   help="--reuse-threshold values to compare (default 0.5 1 2)")
+    p.add_argument("--reuse-thresholds", type=float, nargs="+", default=[0.5, 0.8, 2.0],
+                   help="--reuse-threshold values to compare (default 0.5 0.8 2)")
     p.add_argument("--out", type=Path, default=Path("bench/results.json"))
