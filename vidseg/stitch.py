@@ -123,26 +123,13 @@ def _plan(geo: FrameGeometry, grid: int) -> Plan:
     return Plan(AxisBlocks.from_operator(ay), AxisBlocks.from_operator(ax), region_support(ay), region_support(ax))
 
 
-def possible_winners(g: np.ndarray, plan: Plan, regions: np.ndarray | None = None) -> np.ndarray:
-    """Classes that can be the argmax somewhere (in the ``regions``, a (RY, RX) mask, if given): in each
-    region, a class whose highest logit on the region's support is below another class's lowest cannot win
-    there (pixels mix support values convexly)."""
+def possible_winners(g: np.ndarray, plan: Plan) -> np.ndarray:
+    """Classes that can be the argmax somewhere: in each region, a class whose highest logit on the
+    region's support is below another class's lowest cannot win there (pixels mix support values convexly)."""
     rows = g[:, plan.row_support, :]  # (C, RY, SY, GW)
     high = rows.max(axis=2)[:, :, plan.col_support].max(axis=3)  # (C, RY, RX)
     low = rows.min(axis=2)[:, :, plan.col_support].min(axis=3)
-    can_win = high >= low.max(axis=0)
-    if regions is not None:
-        can_win &= regions
-    return np.flatnonzero(can_win.any(axis=(1, 2)))
-
-
-def regions_of(blocks: np.ndarray, plan: Plan) -> np.ndarray:
-    """(RY, RX) mask of the regions that the (n_blocks_y, n_blocks_x) mask's blocks overlap."""
-    def overlap(axis: AxisBlocks, n_regions: int) -> np.ndarray:
-        first, last = axis.corners[:-1] // REGION, axis.corners[1:] // REGION
-        return ((np.arange(n_regions) >= first[:, None]) & (np.arange(n_regions) <= last[:, None])).astype(np.float32)
-    ry, rx = overlap(plan.rows, len(plan.row_support)), overlap(plan.cols, len(plan.col_support))
-    return (ry.T @ blocks.astype(np.float32) @ rx) > 0
+    return np.flatnonzero((high >= low.max(axis=0)).any(axis=(1, 2)))
 
 
 class Stitcher:
@@ -177,9 +164,7 @@ class Stitcher:
         g = logits.reshape(ny, nx, n_cls, grid, grid).transpose(2, 0, 3, 1, 4).reshape(n_cls, ny * grid, nx * grid)
         if redo is not None and not redo.any():
             return previous.copy()
-        # Trained models: a handful of the 150 classes per frame; where only some blocks are redone,
-        # only the classes that can win near them matter.
-        keep = possible_winners(g, plan, None if redo is None else regions_of(redo, plan))
+        keep = possible_winners(g, plan)  # trained models: a handful of the 150 classes per frame
         g = g[keep]
         n_cls = len(keep)
         # Exact logits of every class at the block corners, classes last for a fast argmax.
