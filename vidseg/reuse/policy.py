@@ -36,18 +36,23 @@ def summary(window: np.ndarray, patch: int) -> np.ndarray:
     vtest.avi: threshold 1 on these needs 12.8% of tokens for 99.14% of pixels agreeing with the exact
     labels (worst frame 98.35%), where threshold 1.5 on raw pixels needed 18.1% for 99.24% (98.39%). The
     default 0.8 (14.9%, 99.29%, 98.60%) keeps every frame of a 3180-frame vtest loop at 98% or more."""
-    f = AVERAGED if patch % AVERAGED == 0 else 1
+    f = _block(patch)
     h, w = window.shape[:2]
     half = max(f // 2, 1)  # the u8 step first (OpenCV's fast path), then in float: no rounding at the end
     coarse = cv2.resize(window, (w // half, h // half), interpolation=cv2.INTER_AREA).astype(np.float32)
     return cv2.resize(coarse, (w // f, h // f), interpolation=cv2.INTER_AREA)
 
 
-def changed_patches(current: np.ndarray, reference: np.ndarray, cell: int, threshold: float) -> np.ndarray:
-    """(rows, cols) True for the patches to recompute, from two ``summary`` images whose patches are
-    ``cell`` values wide. A patch changed when its mean absolute difference exceeds ``threshold`` (slow,
+def _block(patch: int) -> int:
+    return AVERAGED if patch % AVERAGED == 0 else 1
+
+
+def changed_patches(current: np.ndarray, reference: np.ndarray, patch: int, threshold: float) -> np.ndarray:
+    """(rows, cols) True for the patches to recompute, from two ``summary`` images of windows with
+    ``patch``-pixel patches. A patch changed when its mean absolute difference exceeds ``threshold`` (slow,
     spread changes: light) or more than 2% of it moved by more than 8x that in some channel (strong,
     local changes: a moving edge)."""
+    cell = patch // _block(patch)
     grid = (current.shape[1] // cell, current.shape[0] // cell)
     diff = cv2.absdiff(current, reference)
     mean = cv2.resize(diff.mean(axis=2), grid, interpolation=cv2.INTER_AREA)

@@ -63,9 +63,8 @@ class ReuseStream(Stream):
             self._geometry = job.geo
         t0 = time.thread_time()
         small = [summary(w, self._patch) for w in windows]
-        cell = self._patch * small[0].shape[0] // windows.shape[1]
         if not full:
-            changed = [changed_patches(w, s.reference, cell, self._policy.threshold)
+            changed = [changed_patches(w, s.reference, self._patch, self._policy.threshold)
                        for w, s in zip(small, self._states)]
             full = sum(int(c.sum()) for c in changed) > self._policy.cut_share * sum(c.size for c in changed)
         self.summary.add_time("preprocess", time.thread_time() - t0, frames=0)
