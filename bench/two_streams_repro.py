@@ -8,8 +8,8 @@ between processes.
 
     python bench/two_streams_repro.py models/seg_tiny_mask/model.xml [--processes 20] [--rounds 6]
 
-Prints one line per process and a verdict; exit 1 if any output differed. vidseg keeps one CPU stream
-by default (--cpu-streams 1) only while this reproduces on the OpenVINO release in use.
+Prints one line per process and a verdict; exit 1 if any output differed. While this reproduces on the
+OpenVINO release in use, vidseg checks every stream when it compiles a model (engine.streams_agree).
 """
 
 from __future__ import annotations

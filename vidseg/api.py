@@ -42,8 +42,8 @@ class Segmenter:
     LATENCY for a live loop that wants each frame back soonest. ``nireq`` infer requests per stream (0:
     OpenVINO's optimum, at least 2); ``stride`` overlapping windows (default: the model's);
     ``precision`` the CPU arithmetic for non-INT8 layers (f32, upstream's; bf16/f16 faster, labels drift);
-    ``cpu_streams`` CPU inference streams (see the README: Devices); ``cpu_threads`` the CPU threads
-    inference may use (0: every core).
+    ``cpu_streams`` CPU inference streams (0: OpenVINO's choice, each stream checked; see the README:
+    Devices); ``cpu_threads`` the CPU threads inference may use (0: every core).
 
     Thread safety: one ``Segmenter`` may be shared by threads. Calls run concurrently, each thread on
     its own infer request, and each ``stream()`` or ``segment_batch()`` has its own request pool. A single
@@ -52,15 +52,15 @@ class Segmenter:
 
     def __init__(self, model: str | Path = DEFAULT_MODEL_DIR, device: str = "AUTO", *,
                  performance: str = "THROUGHPUT", nireq: int = 0, stride: int | None = None,
-                 precision: str = "f32", cpu_streams: int = 1, cpu_threads: int = 0):
+                 precision: str = "f32", cpu_streams: int = 0, cpu_threads: int = 0):
         if performance not in PERFORMANCE_HINTS:
             raise VidsegError(f"performance must be one of {', '.join(PERFORMANCE_HINTS)}, got {performance!r}")
         if precision not in PRECISIONS:
             raise VidsegError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if stride is not None and stride <= 0:
             raise VidsegError(f"stride must be a positive number of pixels, got {stride}")
-        if nireq < 0 or cpu_streams < 1 or cpu_threads < 0:
-            raise VidsegError("nireq must be 0 (automatic) or more, cpu_streams at least 1, cpu_threads 0 or more")
+        if nireq < 0 or cpu_streams < 0 or cpu_threads < 0:
+            raise VidsegError("nireq, cpu_streams and cpu_threads must be 0 (automatic) or more")
         engine = Engine(Path(model), device, performance, nireq, stride, precision, cpu_streams, cpu_threads)
         if engine.stride > engine.info.window_size:
             raise VidsegError(f"stride {engine.stride} is larger than the window ({engine.info.window_size})")
@@ -90,6 +90,16 @@ class Segmenter:
     @property
     def nireq(self) -> int:
         return self._live().nireq
+
+    @property
+    def cpu_streams(self) -> int:
+        """CPU streams the model runs on (0: not on the CPU alone)."""
+        return self._live().cpu_streams
+
+    @property
+    def stream_note(self) -> str | None:
+        """Why the model runs on one CPU stream where OpenVINO chose more, if it does."""
+        return self._live().stream_note
 
     def _live(self) -> Engine:
         if self._engine is None:

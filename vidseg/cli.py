@@ -75,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision-hint", choices=["f32", "bf16", "f16"], default="f32",
                    help="CPU arithmetic for non-INT8 layers (default f32, upstream's; bf16 is faster on CPUs "
                         "with AVX512_BF16/AMX but labels drift)")
-    p.add_argument("--cpu-streams", type=int, default=1,
-                   help="CPU inference streams (default 1; more can be faster but see README: Devices)")
+    p.add_argument("--cpu-streams", type=int, default=0,
+                   help="CPU inference streams (default 0: OpenVINO's choice, each stream checked; see README: Devices)")
     p.add_argument("--crf", type=int, default=20, help="overlay video quality, x264 CRF 0..51 (default 20)")
     p.add_argument("--preset", default="superfast",
                    choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
@@ -168,8 +168,8 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise VidsegError(f"--alpha must be between 0 and 1, got {args.alpha}")
     if args.stride is not None and args.stride <= 0:
         raise VidsegError(f"--stride must be a positive number of pixels, got {args.stride}")
-    if args.cpu_streams < 1:
-        raise VidsegError(f"--cpu-streams must be at least 1, got {args.cpu_streams}")
+    if args.cpu_streams < 0:
+        raise VidsegError(f"--cpu-streams must be 0 (automatic) or more, got {args.cpu_streams}")
     if not 0 <= args.crf <= 51:
         raise VidsegError(f"--crf must be between 0 and 51, got {args.crf}")
     if args.nireq < 0:
@@ -234,8 +234,11 @@ def _stream(args: argparse.Namespace, source: Source, writer: Writer | Collectio
                     performance=args.hint or ("LATENCY" if source.live else "THROUGHPUT"),
                     precision=args.precision_hint, cpu_streams=args.cpu_streams)
     if not args.quiet:
-        print(f"vidseg: {args.device} -> {', '.join(seg.execution_devices)}, {seg.nireq} requests, "
+        streams = f"{seg.cpu_streams} CPU stream{'s' * (seg.cpu_streams > 1)}, " if seg.cpu_streams else ""
+        print(f"vidseg: {args.device} -> {', '.join(seg.execution_devices)}, {streams}{seg.nireq} requests, "
               f"model {seg.model_info.name} {seg.model_info.precision}", file=sys.stderr)
+        if seg.stream_note:
+            print(f"vidseg: {seg.stream_note}", file=sys.stderr)
         warning = cpu.advice().warning(seg.model_info.precision, seg.execution_devices)
         if warning:
             print(f"vidseg: {warning}", file=sys.stderr)

@@ -23,6 +23,7 @@ from vidseg.protocol import FrameGeometry, frame_windows
 from vidseg.stitch import Stitcher
 
 VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
+STREAM_CHECK_COMPILES = 3  # compiles whose streams disagree before the engine settles for one CPU stream
 
 
 def check_device(core: ov.Core, device: str) -> None:
@@ -37,10 +38,14 @@ def check_device(core: ov.Core, device: str) -> None:
 
 class Engine:
     """A compiled Segmenter. Runs take their own request pools from it (``queue``); ``segment`` uses one
-    request per calling thread."""
+    request per calling thread.
+
+    ``cpu_streams`` 0 takes OpenVINO's layout for the hint (two single-thread streams on two cores, for
+    THROUGHPUT), each stream checked as it is compiled (``streams_agree``); ``stream_note`` says when
+    that check made the engine settle for one stream."""
 
     def __init__(self, model_dir: Path, device: str = "AUTO", hint: str = "THROUGHPUT", nireq: int = 0,
-                 stride: int | None = None, precision_hint: str = "f32", cpu_streams: int = 1,
+                 stride: int | None = None, precision_hint: str = "f32", cpu_streams: int = 0,
                  cpu_threads: int = 0):
         core = ov.Core()
         check_device(core, device)
@@ -54,21 +59,21 @@ class Engine:
         model.reshape({model.inputs[0]: [1, w, w, 3]})  # one window per request; static shapes run faster
         self.grid = int(model.outputs[0].get_partial_shape()[2].get_length())
         config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
-        # Set on the CPU device so that both also hold when AUTO picks the CPU:
-        # - the CPU plugin silently computes in bf16 on CPUs that have it (AVX512_BF16, AMX), which moves
-        #   labels away from upstream's, so f32 unless the user opts in;
-        # - with two streams executing at once, OpenVINO 2026.4's CPU plugin returned garbage logits for
-        #   one request in about one fresh process in twenty here (inputs verified intact; none in 160
-        #   runs with one stream). One stream using every core costs about 10% of throughput.
-        # cpu_threads: 0 uses every core; a cluster worker passes the CPUs Ray gave it.
-        if "CPU" in core.available_devices:
-            core.set_property("CPU", {"INFERENCE_PRECISION_HINT": precision_hint, "NUM_STREAMS": cpu_streams,
-                                      "INFERENCE_NUM_THREADS": cpu_threads})
+        # Set on the CPU device so that they also hold when AUTO picks the CPU. The CPU plugin silently
+        # computes in bf16 on CPUs that have it (AVX512_BF16, AMX), which moves labels away from upstream's,
+        # so f32 unless the user opts in. cpu_threads: 0 uses every core; a cluster worker passes the CPUs
+        # Ray gave it.
+        self._has_cpu = "CPU" in core.available_devices
+        if self._has_cpu:
+            core.set_property("CPU", {"INFERENCE_PRECISION_HINT": precision_hint, "INFERENCE_NUM_THREADS": cpu_threads})
         if device.upper().startswith("AUTO") or device.upper().startswith("CPU"):
             config["CACHE_DIR"] = str(cache_dir() / "ov_cache")
         self._core, self._model, self._config = core, model, config
         self.model_dir = model_dir if model_dir.is_dir() else model_dir.parent
         self.device = device
+        self._compile_lock = threading.Lock()
+        self.stream_note: str | None = None
+        self.cpu_streams = cpu_streams  # 0 until the first compile says what OpenVINO chose
         self.compiled = self.compile(model)
         self._float_compiled: ov.CompiledModel | None = None
         self._float_lock = threading.Lock()
@@ -77,12 +82,32 @@ class Engine:
         self.nireq = nireq or max(2, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self._requests = threading.local()
 
-    def compile(self, model: ov.Model) -> ov.CompiledModel:
-        """Compiled for this engine's device with its settings (hint, precision, streams, cache)."""
-        try:
-            return self._core.compile_model(model, self.device, self._config)
-        except RuntimeError as e:
-            raise ModelError(f"cannot compile the model for {self.device}: {describe(e)}") from None
+    def compile(self, model: ov.Model, cpu_streams: int | None = None) -> ov.CompiledModel:
+        """Compiled for this engine's device with its settings (hint, precision, streams, cache).
+
+        With several CPU streams, each compile is checked with ``streams_agree`` and redone when a stream
+        disagrees; after STREAM_CHECK_COMPILES such compiles the engine keeps to one stream from then on.
+        ``cpu_streams`` overrides the engine's count for this model (the reuse IR runs on one)."""
+        with self._compile_lock:
+            failed = 0
+            while True:
+                streams = cpu_streams or self.cpu_streams  # 0: OpenVINO chooses (first compile)
+                if self._has_cpu and streams:
+                    self._core.set_property("CPU", {"NUM_STREAMS": streams})
+                try:
+                    compiled = self._core.compile_model(model, self.device, self._config)
+                except RuntimeError as e:
+                    raise ModelError(f"cannot compile the model for {self.device}: {describe(e)}") from None
+                used = cpu_stream_count(compiled)
+                if not streams:
+                    self.cpu_streams = used
+                if used < 2 or streams_agree(compiled, used):
+                    return compiled
+                failed += 1
+                if failed == STREAM_CHECK_COMPILES:
+                    self.stream_note = (f"{failed} compiles with {used} CPU streams each had a stream computing "
+                                        "different logits (an OpenVINO fault, see README: Devices); using one")
+                    self.cpu_streams, cpu_streams = 1, None
 
     def read_variant(self, xml_name: str) -> ov.Model:
         """Another IR of the same model directory (the token-reuse one), to compile with ``compile``."""
@@ -160,6 +185,38 @@ class WindowQueue:
     def wait_all(self) -> None:
         for queue in list(self._queues.values()):
             queue.wait_all()
+
+
+def cpu_stream_count(compiled: ov.CompiledModel) -> int:
+    """CPU streams a compiled model runs (AUTO does not say; on the CPU alone it makes one request per
+    stream optimal); 0 when it does not run on the CPU alone."""
+    if list(compiled.get_property("EXECUTION_DEVICES")) != ["CPU"]:
+        return 0
+    try:
+        return int(compiled.get_property("NUM_STREAMS"))
+    except RuntimeError:
+        return int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+
+
+def streams_agree(compiled: ov.CompiledModel, streams: int) -> bool:
+    """Whether every stream gives the same output for the same input, bit for bit.
+
+    OpenVINO 2026.4's CPU plugin now and then (2 to 3 fresh processes in a hundred on two AVX-512 hosts,
+    ``bench/two_streams_repro.py``) builds one stream of a two-stream model that returns wrong logits
+    for every request it runs, from the first one on. Identical inputs on all streams at once catch such
+    a stream: two requests per stream, started together, so that every stream takes some."""
+    port = compiled.inputs[0]
+    rng = np.random.default_rng(0)
+    if port.get_element_type() == ov.Type.u8:
+        x = rng.integers(0, 256, list(port.get_shape()), dtype=np.uint8)
+    else:
+        x = (rng.random(list(port.get_shape())) * 255).astype(np.float32)
+    queue = ov.AsyncInferQueue(compiled, 2 * streams)
+    for _ in range(2 * streams):
+        queue.start_async({0: x})
+    queue.wait_all()
+    outputs = [queue[i].get_output_tensor(0).data for i in range(2 * streams)]
+    return all(np.array_equal(outputs[0], o) for o in outputs[1:])
 
 
 def label_frame(request_for: Callable[[np.ndarray], ov.InferRequest], frame: np.ndarray, info: ModelInfo,

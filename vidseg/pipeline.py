@@ -61,7 +61,8 @@ class Stream(FrameStream):
     def __init__(self, engine: Engine, source: Source, palette: Palette, max_frames: int | None = None,
                  overlay_alpha: float | None = None):
         summary = Summary(source=source.kind, device=engine.device,
-                          execution_devices=engine.execution_devices, nireq=engine.nireq)
+                          execution_devices=engine.execution_devices, nireq=engine.nireq,
+                          cpu_streams=engine.cpu_streams)
         super().__init__(source, palette, engine.info.class_names, summary, max_frames, overlay_alpha)
         self._engine = engine
         self._stitcher = Stitcher()

@@ -23,6 +23,7 @@ class Summary:
     device: str
     execution_devices: list[str]
     nireq: int
+    cpu_streams: int = 0  # CPU inference streams (0: not on the CPU alone, or a cluster)
     frames_in: int = 0  # read from the input (including unreadable images)
     frames_out: int = 0  # segmented and written
     resumed: int = 0  # --resume: outputs already complete

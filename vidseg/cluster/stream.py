@@ -218,7 +218,7 @@ def _first_line(e: BaseException) -> str:
 
 
 def cluster_stream(source: Source, address: str, model: str | Path, device: str = "CPU", *,
-                   stride: int | None = None, precision: str = "f32", cpu_streams: int = 1,
+                   stride: int | None = None, precision: str = "f32", cpu_streams: int = 0,
                    cpus_per_task: int | None = None, segment_frames: int = DEFAULT_SEGMENT_FRAMES,
                    start: float | None = None, end: float | None = None, max_frames: int | None = None,
                    overlay_alpha: float | None = None, skip: Callable[[Path], bool] | None = None) -> RayStream:

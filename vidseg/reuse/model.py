@@ -37,7 +37,7 @@ class ReuseModel:
         self.state_shapes = [tuple(p.get_partial_shape().to_shape()) for p in model.inputs[2:]]
         self.tokens = self.state_shapes[0][2]  # the encoder's sequence: class token + patches
         model.reshape({"tokens": ov.PartialShape([ov.Dimension(1, self.tokens)])})
-        self.compiled = engine.compile(model)
+        self.compiled = engine.compile(model, cpu_streams=1)  # its requests wait on each other's state
         self._lock = threading.Lock()
         self.error: BaseException | None = None
 
