@@ -219,10 +219,10 @@ class Stitcher:
         dy, dx = by.corners[rows + 1] - y0, bx.corners[cols + 1] - x0
         h, w = by.lengths[rows], bx.lengths[cols]
         flat = labels.reshape(-1)
-        # Group blocks by candidate count and size class (a few pixels, or more) and pad each group to its
-        # largest block, so that a frame is a few dozen array operations whatever its blocks' sizes.
+        # Group blocks by candidate count and size class (up to 4, 16 or 32 pixels a side) and pad each group
+        # to its largest block, so that a frame is a few dozen array operations whatever its blocks' sizes.
         k_bucket = np.where(live <= 4, live, np.minimum(1 << np.ceil(np.log2(live)).astype(np.int64), k_max))
-        keys = k_bucket * 4 + (h > 4) * 2 + (w > 4)
+        keys = k_bucket * 9 + ((h > 4) + (h > 16)) * 3 + (w > 4) + (w > 16)
         uniq, group = np.unique(keys, return_inverse=True)
         for gi, key in enumerate(uniq):
             idx = np.flatnonzero(group == gi)
@@ -230,16 +230,22 @@ class Stitcher:
             s = (np.arange(bh)[None, :] / np.maximum(dy[idx], 1)[:, None]).astype(np.float32)[:, :, None]
             t = (np.arange(bw)[None, :] / np.maximum(dx[idx], 1)[:, None]).astype(np.float32)[:, None, :]
             v = values[idx]  # (m, 4, K)
-            for j in range(key // 4):  # running argmax, one class at a time: the block is bilinear, so exact
-                top = v[:, 0, j, None, None] + t * (v[:, 1, j] - v[:, 0, j])[:, None, None]  # (m, 1, bw)
-                bottom = v[:, 2, j, None, None] + t * (v[:, 3, j] - v[:, 2, j])[:, None, None]
-                pix = top + s * (bottom - top)  # (m, bh, bw)
-                if j == 0:
-                    best, win = pix, np.broadcast_to(names[idx, 0, None, None], pix.shape)
-                else:
-                    better = pix > best
-                    best = np.maximum(best, pix)
-                    win = np.where(better, names[idx, j, None, None], win)
+            if key // 9 == 2:  # two candidates (most blocks): the sign of their difference, also bilinear
+                d = v[:, :, 1] - v[:, :, 0]  # (m, 4)
+                top = d[:, 0, None, None] + t * (d[:, 1] - d[:, 0])[:, None, None]
+                bottom = d[:, 2, None, None] + t * (d[:, 3] - d[:, 2])[:, None, None]
+                win = np.where(top + s * (bottom - top) > 0, names[idx, 1, None, None], names[idx, 0, None, None])
+            else:  # running argmax, one class at a time: the block is bilinear, so exact
+                for j in range(key // 9):
+                    top = v[:, 0, j, None, None] + t * (v[:, 1, j] - v[:, 0, j])[:, None, None]  # (m, 1, bw)
+                    bottom = v[:, 2, j, None, None] + t * (v[:, 3, j] - v[:, 2, j])[:, None, None]
+                    pix = top + s * (bottom - top)  # (m, bh, bw)
+                    if j == 0:
+                        best, win = pix, np.broadcast_to(names[idx, 0, None, None], pix.shape)
+                    else:
+                        better = pix > best
+                        best = np.maximum(best, pix)
+                        win = np.where(better, names[idx, j, None, None], win)
             ly, lx = np.arange(bh)[None, :, None], np.arange(bw)[None, None, :]
             inside = (ly < h[idx, None, None]) & (lx < w[idx, None, None])
             flat[((y0[idx, None, None] + ly) * labels.shape[1] + x0[idx, None, None] + lx)[inside]] = win[inside]
