@@ -11,6 +11,7 @@ from pathlib import Path
 
 import av
 import pytest
+from av.video.frame import PictureType
 from conftest import probe_frames, run_vidseg
 from test_reliability import _start, _wait_for, one_line_error
 
@@ -29,12 +30,12 @@ def stream_frames(path: Path) -> list[tuple[int, tuple[int, int]]]:
 
 def test_udp_stream_alongside_a_file(tmp_path: Path, tiny_model: Path, media: Path) -> None:
     port = free_port(socket.SOCK_DGRAM)
-    received: list[tuple[int, int, int]] = []
+    received: list[tuple[int, int, int, int]] = []
 
     def receive() -> None:  # a PyAV receiver, as a monitoring system would read the stream
         with av.open(f"udp://127.0.0.1:{port}?timeout=8000000", timeout=60) as c:
             try:
-                received.extend((f.pts, f.width, f.height) for f in c.decode(video=0))
+                received.extend((f.pts, f.width, f.height, int(f.pict_type)) for f in c.decode(video=0))
             except av.error.FFmpegError:
                 pass  # the timeout once the sender stopped: UDP has no end
 
@@ -46,7 +47,8 @@ def test_udp_stream_alongside_a_file(tmp_path: Path, tiny_model: Path, media: Pa
     assert result.returncode == 0, result.stderr
     assert len(received) >= 10  # loopback UDP: nothing should be lost, allow for the receiver's start
     assert all(b[0] > a[0] for a, b in zip(received, received[1:], strict=False))
-    assert {(w, h) for _, w, h in received} == {(768, 576)}
+    assert {(w, h) for _, w, h, _ in received} == {(768, 576)}
+    assert int(PictureType.B) not in {kind for *_, kind in received}  # live: no frame waits for a later one
     assert len(probe_frames(tmp_path / "out.mp4")[0]) == 12  # the file output beside it is complete
 
 

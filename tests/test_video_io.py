@@ -8,9 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import av
+from av.video.frame import PictureType
 from conftest import encode_video, ffmpeg, probe_frames, run_vidseg
 from oracle import NAMES, PALETTE_BGR, interior, paint
 from PIL import Image
+
+from vidseg import Writer
+from vidseg.errors import VidsegError
 
 
 def asymmetric_scene(width: int, height: int, shift: int = 0) -> np.ndarray:
@@ -104,3 +109,23 @@ def test_real_footage_start_end_and_max_frames(tmp_path: Path, tiny_model: Path,
     times, info = probe_frames(tmp_path / "out.mp4")
     assert len(times) == 5 and (info["width"], info["height"]) == (768, 576)
     assert times[0] == pytest.approx(1.0, abs=0.11)
+
+
+def test_default_encoding_keeps_b_frames_and_high_profile_and_presets_are_checked(tmp_path: Path,
+                                                                                 oracle_model: Path) -> None:
+    """The default ``overlay`` preset (x264 ultrafast with CABAC, B-frames, deblocking, 8x8 transforms) makes
+    a High-profile file with B-frames; a preset named wrongly is refused before anything is written."""
+    frames = [paint(asymmetric_scene(320, 240, shift=i)) for i in range(16)]
+    encode_video(tmp_path / "in.mp4", frames)
+    result = run_vidseg("process", tmp_path / "in.mp4", "--model", oracle_model, "-o", tmp_path / "out.mp4", "--quiet")
+    assert result.returncode == 0, result.stderr
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        stream = c.streams.video[0]
+        kinds = {int(f.pict_type) for f in c.decode(stream)}
+        assert stream.codec_context.profile == "High" and int(PictureType.B) in kinds
+    assert len(probe_frames(tmp_path / "out.mp4")[0]) == 16
+    bad = run_vidseg("process", tmp_path / "in.mp4", "--model", oracle_model, "-o", tmp_path / "bad.mp4",
+                     "--preset", "fastest")
+    assert bad.returncode == 2 and "--preset" in bad.stderr and not (tmp_path / "bad.mp4").exists()
+    with pytest.raises(VidsegError, match="preset must be one of"):
+        Writer(video=tmp_path / "api.mp4", preset="fastest")

@@ -39,6 +39,7 @@ from vidseg.reuse import ReusePolicy
 from vidseg.sinks import write_json
 from vidseg.sources import CollectionSource, Source
 from vidseg.writer import CollectionWriter, Writer
+from vidseg.x264 import PRESETS
 
 if TYPE_CHECKING:
     from vidseg.result import FrameResult
@@ -78,9 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu-streams", type=int, default=0,
                    help="CPU inference streams (default 0: OpenVINO's choice, each stream checked; see README: Devices)")
     p.add_argument("--crf", type=int, default=20, help="overlay video quality, x264 CRF 0..51 (default 20)")
-    p.add_argument("--preset", default="superfast",
-                   choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
-                   help="x264 speed/size trade-off (default superfast: the encoder shares the CPU with the model)")
+    p.add_argument("--preset", default="overlay", choices=PRESETS,
+                   help="x264 speed/size trade-off (default overlay: ultrafast with CABAC, B-frames, deblocking; "
+                        "the encoder shares the CPU with the model)")
     p.add_argument("--start", type=float, help="video: start at this time (s)")
     p.add_argument("--end", type=float, help="video: stop after this time (s)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")

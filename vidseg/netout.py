@@ -25,6 +25,7 @@ import numpy as np
 from vidseg.errors import VidsegError
 from vidseg.result import FrameResult
 from vidseg.streaming import offer_newest
+from vidseg.x264 import x264_options
 
 STREAM_FORMATS = {"udp": "mpegts", "rtmp": "flv"}
 UNSUPPORTED = {"srt": "srt:// needs FFmpeg with libsrt, which PyAV's wheels lack: send udp:// and relay it "
@@ -56,7 +57,7 @@ class StreamOutput:
             raise VidsegError(f"stream outputs are udp:// or rtmp:// URLs, not {url}")
         return STREAM_FORMATS[scheme]
 
-    def __init__(self, url: str, alpha: float = 0.5, crf: int = 23, preset: str = "superfast"):
+    def __init__(self, url: str, alpha: float = 0.5, crf: int = 23, preset: str = "overlay"):
         self.url, self.format = url, self.check(url)
         self.alpha, self.crf, self.preset = alpha, crf, preset
         self.sent = self.dropped = self.reconnects = 0
@@ -108,10 +109,7 @@ class StreamOutput:
             video.width, video.height = image.shape[1] + image.shape[1] % 2, image.shape[0] + image.shape[0] % 2
             video.pix_fmt = "yuv420p"
             video.time_base = video.codec_context.time_base = TIME_BASE
-            # zerolatency: no B-frames or lookahead, so each frame leaves as soon as it is encoded; a
-            # keyframe every 2 s so a receiver that joins (or rejoins) starts within 2 s.
-            video.options = {"crf": str(self.crf), "preset": self.preset, "tune": "zerolatency", "g": "60",
-                             "threads": "1"}
+            video.options = x264_options(self.preset, self.crf, live=True)
             self._video = video
         except (av.error.FFmpegError, OSError) as e:
             self._lost(e)

@@ -23,6 +23,7 @@ from PIL import Image
 
 from vidseg.errors import VidsegError
 from vidseg.render import Palette
+from vidseg.x264 import x264_options
 
 MP4_AUDIO_CODECS = {"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac"}
 BT601 = 6  # AVCOL_SPC/PRI/TRC_SMPTE170M
@@ -104,7 +105,7 @@ class VideoSink:
         self._video.time_base = self.time_base
         self._video.codec_context.time_base = self.time_base
         # One encoder thread: the model already keeps every core busy, so more threads add contention, not speed.
-        self._video.options = {"crf": str(self.crf), "preset": self.preset, "threads": "1"}
+        self._video.options = x264_options(self.preset, self.crf)
         # Frames are converted by OpenCV (BT.601, limited range: 0.6 ms at 1080p where swscale takes 11 ms);
         # say so in the stream, or players assume BT.709 for HD and shift the colours.
         cc = self._video.codec_context

@@ -19,6 +19,7 @@ from vidseg.errors import VidsegError
 from vidseg.images import IMAGE_SUFFIXES
 from vidseg.result import FrameResult
 from vidseg.sinks import VIDEO_SUFFIXES, StatsSink, VideoSink, labels_json, write_image, write_json, write_label_png
+from vidseg.x264 import x264_options
 
 FRAMES_JSON = "frames.json"  # beside a video's label PNGs: their timestamps; written once the video is complete
 
@@ -57,10 +58,11 @@ class Writer:
 
     def __init__(self, *, video: str | Path | None = None, images: str | Path | None = None,
                  image: str | Path | None = None, labels: str | Path | None = None,
-                 stats: str | Path | None = None, alpha: float = 0.5, crf: int = 20, preset: str = "superfast",
+                 stats: str | Path | None = None, alpha: float = 0.5, crf: int = 20, preset: str = "overlay",
                  append_stats: bool = False, keep_partial: bool = True, class_table: bool = True):
         if not 0.0 <= alpha <= 1.0:
             raise VidsegError(f"alpha must be between 0 and 1, got {alpha}")
+        x264_options(preset, crf)  # a bad preset is an error here, not at the first frame
         self.video_path = Path(video) if video is not None else None
         self.image_dir = Path(images) if images is not None else None
         self.image_file = Path(image) if image is not None else None
@@ -168,7 +170,7 @@ class CollectionWriter:
     """
 
     def __init__(self, *, videos: Path | None = None, labels: Path | None = None, stats: Path | None = None,
-                 alpha: float = 0.5, crf: int = 20, preset: str = "superfast", append_stats: bool = False):
+                 alpha: float = 0.5, crf: int = 20, preset: str = "overlay", append_stats: bool = False):
         self.videos, self.labels, self.stats_path = videos, labels, stats
         self._options: dict[str, Any] = {"alpha": alpha, "crf": crf, "preset": preset}
         self.append_stats = append_stats
