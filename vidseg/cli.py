@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU arithmetic for non-INT8 layers (default f32, upstream's; bf16 is faster on CPUs "
                         "with AVX512_BF16/AMX but labels drift)")
     p.add_argument("--cpu-streams", type=int, default=0,
-                   help="CPU inference streams (default 0: OpenVINO's choice, each stream checked; see README: Devices)")
+                   help="CPU inference streams (default 0: OpenVINO's choice, each stream checked; "
+                        "see README: Devices)")
     p.add_argument("--crf", type=int, default=20, help="overlay video quality, x264 CRF 0..51 (default 20)")
     p.add_argument("--preset", default="overlay", choices=PRESETS,
                    help="x264 speed/size trade-off (default overlay: ultrafast with CABAC, B-frames, deblocking; "
