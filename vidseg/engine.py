@@ -82,16 +82,16 @@ class Engine:
         self.nireq = nireq or max(2, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self._requests = threading.local()
 
-    def compile(self, model: ov.Model, cpu_streams: int | None = None) -> ov.CompiledModel:
+    def compile(self, model: ov.Model, probe: dict[Any, np.ndarray] | None = None) -> ov.CompiledModel:
         """Compiled for this engine's device with its settings (hint, precision, streams, cache).
 
-        With several CPU streams, each compile is checked with ``streams_agree`` and redone when a stream
-        disagrees; after STREAM_CHECK_COMPILES such compiles the engine keeps to one stream from then on.
-        ``cpu_streams`` overrides the engine's count for this model (the reuse IR runs on one)."""
+        With several CPU streams, each compile is checked with ``streams_agree`` (on ``probe``, the inputs
+        to run; default: random pixels for a model whose one input is an image) and redone when a stream
+        disagrees; after STREAM_CHECK_COMPILES such compiles the engine keeps to one stream from then on."""
         with self._compile_lock:
             failed = 0
             while True:
-                streams = cpu_streams or self.cpu_streams  # 0: OpenVINO chooses (first compile)
+                streams = self.cpu_streams  # 0: OpenVINO chooses (first compile)
                 if self._has_cpu and streams:
                     self._core.set_property("CPU", {"NUM_STREAMS": streams})
                 try:
@@ -101,13 +101,13 @@ class Engine:
                 used = cpu_stream_count(compiled)
                 if not streams:
                     self.cpu_streams = used
-                if used < 2 or streams_agree(compiled, used):
+                if used < 2 or streams_agree(compiled, used, probe):
                     return compiled
                 failed += 1
                 if failed == STREAM_CHECK_COMPILES:
                     self.stream_note = (f"{failed} compiles with {used} CPU streams each had a stream computing "
                                         "different logits (an OpenVINO fault, see README: Devices); using one")
-                    self.cpu_streams, cpu_streams = 1, None
+                    self.cpu_streams = 1
 
     def read_variant(self, xml_name: str) -> ov.Model:
         """Another IR of the same model directory (the token-reuse one), to compile with ``compile``."""
@@ -198,7 +198,8 @@ def cpu_stream_count(compiled: ov.CompiledModel) -> int:
         return int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
 
-def streams_agree(compiled: ov.CompiledModel, streams: int) -> bool:
+def streams_agree(compiled: ov.CompiledModel, streams: int,
+                  probe: dict[Any, np.ndarray] | None = None) -> bool:
     """Whether every stream gives the same output for the same input, bit for bit.
 
     OpenVINO 2026.4's CPU plugin now and then (2 to 3 fresh processes in a hundred on two AVX-512 hosts,
@@ -206,15 +207,15 @@ def streams_agree(compiled: ov.CompiledModel, streams: int) -> bool:
     for every request it runs, from the first one on. Requests are not tied to streams: an idle stream
     takes the next request waiting, so one request per stream, all started together, puts the same input
     through every stream once (0.27 s for the tiny model on two cores)."""
-    port = compiled.inputs[0]
-    rng = np.random.default_rng(0)
-    if port.get_element_type() == ov.Type.u8:
-        x = rng.integers(0, 256, list(port.get_shape()), dtype=np.uint8)
-    else:
-        x = (rng.random(list(port.get_shape())) * 255).astype(np.float32)
+    if probe is None:
+        port = compiled.inputs[0]
+        shape = list(port.get_shape())
+        rng = np.random.default_rng(0)
+        probe = {0: rng.integers(0, 256, shape, dtype=np.uint8)
+                 if port.get_element_type() == ov.Type.u8 else (rng.random(shape) * 255).astype(np.float32)}
     queue = ov.AsyncInferQueue(compiled, streams)
     for _ in range(streams):
-        queue.start_async({0: x})
+        queue.start_async(probe)
     queue.wait_all()
     outputs = [queue[i].get_output_tensor(0).data for i in range(streams)]
     return all(np.array_equal(outputs[0], o) for o in outputs[1:])
