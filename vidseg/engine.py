@@ -202,7 +202,7 @@ def streams_agree(compiled: ov.CompiledModel, streams: int,
                   probe: dict[Any, np.ndarray] | None = None) -> bool:
     """Whether every stream gives the same output for the same input, bit for bit.
 
-    OpenVINO 2026.4's CPU plugin now and then (2 to 3 fresh processes in a hundred on two AVX-512 hosts,
+    OpenVINO 2026.4's CPU plugin now and then (4 of 220 fresh processes on three AVX-512 hosts,
     ``bench/two_streams_repro.py``) builds one stream of a two-stream model that returns wrong logits
     for every request it runs, from the first one on. Requests are not tied to streams: an idle stream
     takes the next request waiting, so one request per stream, all started together, puts the same input
