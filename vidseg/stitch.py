@@ -222,21 +222,21 @@ class Stitcher:
         # Group blocks by candidate count and size class (up to 4, 16 or 32 pixels a side) and pad each group
         # to its largest block, so that a frame is a few dozen array operations whatever its blocks' sizes.
         k_bucket = np.where(live <= 4, live, np.minimum(1 << np.ceil(np.log2(live)).astype(np.int64), k_max))
-        keys = k_bucket * 9 + ((h > 4) + (h > 16)) * 3 + (w > 4) + (w > 16)
-        uniq, group = np.unique(keys, return_inverse=True)
+        size_class = ((h > 4) + (h > 16)) * 3 + (w > 4) + (w > 16)  # 9 classes
+        uniq, group = np.unique(k_bucket * 9 + size_class, return_inverse=True)
         for gi, key in enumerate(uniq):
-            idx = np.flatnonzero(group == gi)
+            idx, k = np.flatnonzero(group == gi), key // 9
             bh, bw = int(h[idx].max()), int(w[idx].max())
             s = (np.arange(bh)[None, :] / np.maximum(dy[idx], 1)[:, None]).astype(np.float32)[:, :, None]
             t = (np.arange(bw)[None, :] / np.maximum(dx[idx], 1)[:, None]).astype(np.float32)[:, None, :]
             v = values[idx]  # (m, 4, K)
-            if key // 9 == 2:  # two candidates (most blocks): the sign of their difference, also bilinear
+            if k == 2:  # two candidates (most blocks): the sign of their difference, also bilinear
                 d = v[:, :, 1] - v[:, :, 0]  # (m, 4)
                 top = d[:, 0, None, None] + t * (d[:, 1] - d[:, 0])[:, None, None]
                 bottom = d[:, 2, None, None] + t * (d[:, 3] - d[:, 2])[:, None, None]
                 win = np.where(top + s * (bottom - top) > 0, names[idx, 1, None, None], names[idx, 0, None, None])
             else:  # running argmax, one class at a time: the block is bilinear, so exact
-                for j in range(key // 9):
+                for j in range(k):
                     top = v[:, 0, j, None, None] + t * (v[:, 1, j] - v[:, 0, j])[:, None, None]  # (m, 1, bw)
                     bottom = v[:, 2, j, None, None] + t * (v[:, 3, j] - v[:, 2, j])[:, None, None]
                     pix = top + s * (bottom - top)  # (m, bh, bw)

@@ -16,8 +16,9 @@ PRESETS = ("overlay", "ultrafast", "superfast", "veryfast", "faster", "fast", "m
 
 
 def x264_options(preset: str, crf: int, live: bool = False) -> dict[str, str]:
-    """libx264 options for one encoder thread. ``live``: no B-frames or lookahead (each frame leaves as
-    soon as it is encoded) and a keyframe every 60 frames, so a receiver that joins starts within 2 s."""
+    """libx264 options, one encoder thread: the model already keeps every core busy, so more threads add
+    contention, not speed. ``live``: no B-frames or lookahead (each frame leaves as soon as it is encoded)
+    and a keyframe every 60 frames, so a receiver that joins starts within 2 s."""
     if preset not in PRESETS:
         raise VidsegError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     options = {"crf": str(crf), "threads": "1"}
