@@ -10,15 +10,16 @@ with G_c the patch-grid logits of all windows side by side (32 x 64 for 1080p) a
 per axis folding window upsampling, overlap averaging and the final resize together.
 
 Between the operator's kinks (near grid points and window edges) each row of Ay is an affine function of Y,
-and likewise for Ax. Cutting each axis at its kinks gives blocks inside which every class's logit is
-bilinear: a convex mix of its values at the block's four corners. So:
+and likewise for Ax. Cutting each axis into the runs of pixels between kinks gives blocks inside which every
+class's logit is bilinear: a convex mix of its values at the block's four corners (its end pixels). So:
 
 * the logits of all classes are computed only on the lattice of block corners (a few thousand points);
 * a block whose four corners have the same winner has that winner at every pixel (differences of
   bilinear functions that are positive at the corners are positive inside), with no further arithmetic;
 * in the other blocks a class below another at all four corners is below it everywhere in the block, so
   only the classes no corner's winner beats that way can win (two in most blocks); their exact logits at
-  each pixel are interpolated from the corners and compared, one class at a time.
+  each pixel are interpolated from the corners and compared, one class at a time, for all blocks of one
+  height and candidate count together.
 
 Nothing is approximated unless a block has more than ``max_candidates`` such classes (random-weight models;
 trained ones do not do this): those blocks keep the best classes by corner value and are counted in
@@ -64,39 +65,40 @@ def axis_operator(out_len: int, scaled_len: int, starts: tuple[int, ...], window
 
 @dataclass(frozen=True)
 class AxisBlocks:
-    """One axis cut where its operator bends: ``corners`` are the block edges (inclusive, shared)."""
+    """One axis cut into runs of pixels on which its operator is affine, each with its own two corners: its
+    first and last pixel. Neighbouring blocks share no corner, so a kink between two pixels costs no block."""
 
-    corners: np.ndarray  # (n_blocks + 1,) output coordinates
-    weights: np.ndarray  # (n_corners, grid) rows of the operator at the corners, float32
-
-    @property
-    def lengths(self) -> np.ndarray:
-        """Pixels each block labels: [corner_i, corner_i+1), the last block also its end corner."""
-        n = np.diff(self.corners)
-        n[-1] += 1
-        return n
+    starts: np.ndarray  # (n_blocks,) first pixel of each block
+    lengths: np.ndarray  # (n_blocks,) pixels in each block
+    first: np.ndarray  # (n_blocks,) row of ``weights`` at each block's first pixel
+    last: np.ndarray  # (n_blocks,) and at its last pixel
+    weights: np.ndarray  # (n_points, grid) rows of the operator at the blocks' end pixels, float32
 
     @property
     def touches(self) -> np.ndarray:
-        """(n_blocks, grid) True where a block's corners draw on a grid cell."""
+        """(n_blocks, grid) True where a block draws on a grid cell (weights are non-negative, so a cell
+        that weighs on a pixel inside weighs on an end pixel)."""
         nonzero = self.weights != 0
-        return nonzero[:-1] | nonzero[1:]
+        return nonzero[self.first] | nonzero[self.last]
 
     @classmethod
     def from_operator(cls, op: np.ndarray) -> AxisBlocks:
         n = op.shape[0]
-        bend = np.abs(op[2:] - 2 * op[1:-1] + op[:-2]).max(axis=1) > 1e-9 if n > 2 else np.zeros(0, bool)
-        edges = set(np.flatnonzero(bend) + 1) | {0, n - 1}
-        edges = sorted(edges)
-        corners = [edges[0]]
-        for e in edges[1:]:  # split long affine runs so boundary blocks stay small
-            while e - corners[-1] > MAX_BLOCK:
-                corners.append(corners[-1] + MAX_BLOCK)
-            corners.append(e)
-        if len(corners) == 1:  # a one-pixel axis: one block whose two corners coincide
-            corners.append(corners[0])
-        c = np.array(corners)
-        return cls(c, op[c].astype(np.float32))
+        bends = np.abs(op[2:] - 2 * op[1:-1] + op[:-2]).max(axis=1) > 1e-9  # bends[i - 1]: a kink at pixel i
+        lengths: list[int] = []
+        a = 0
+        while a < n:  # maximal affine runs, each split evenly so that no block is longer than MAX_BLOCK
+            b = a + 1
+            while b < n - 1 and not bends[b - 1]:
+                b += 1
+            run = min(b, n - 1) - a + 1
+            parts = -(-run // MAX_BLOCK)
+            lengths += [run // parts + (i < run % parts) for i in range(parts)]
+            a += run
+        size = np.array(lengths)
+        starts = np.cumsum(size) - size
+        points, index = np.unique(np.concatenate([starts, starts + size - 1]), return_inverse=True)
+        return cls(starts, size, index[:len(size)], index[len(size):], op[points].astype(np.float32))
 
 
 def region_support(op: np.ndarray, size: int = REGION) -> np.ndarray:
@@ -168,11 +170,13 @@ class Stitcher:
         g = g[keep]
         n_cls = len(keep)
         # Exact logits of every class at the block corners, classes last for a fast argmax.
-        cols_first = (g @ bx.weights.T).transpose(1, 2, 0).reshape(g.shape[1], -1)  # (GH, cx*C)
-        lattice = (by.weights @ cols_first).reshape(len(by.corners), len(bx.corners), n_cls)
+        gh, gw, px = g.shape[1], g.shape[2], len(bx.weights)
+        cols_first = (g.reshape(-1, gw) @ bx.weights.T).reshape(n_cls, gh, px).transpose(1, 2, 0).reshape(gh, -1)
+        lattice = (by.weights @ cols_first).reshape(len(by.weights), len(bx.weights), n_cls)
 
         win = lattice.argmax(axis=2)
-        tl, tr, bl, br = win[:-1, :-1], win[:-1, 1:], win[1:, :-1], win[1:, 1:]
+        top, bottom = win[by.first], win[by.last]
+        tl, tr, bl, br = top[:, bx.first], top[:, bx.last], bottom[:, bx.first], bottom[:, bx.last]
         boundary = (tl != tr) | (tl != bl) | (tl != br)
         fill = keep.astype(np.uint8)[tl]
         labels = np.repeat(np.repeat(fill, by.lengths, axis=0), bx.lengths, axis=1)
@@ -188,17 +192,18 @@ class Stitcher:
     def _resolve(self, lattice: np.ndarray, by: AxisBlocks, bx: AxisBlocks, rows: np.ndarray,
                  cols: np.ndarray, labels: np.ndarray, class_ids: np.ndarray) -> None:
         """Exact per-pixel argmax in boundary blocks, over the classes that can win there."""
-        corners = np.stack([lattice[rows, cols], lattice[rows, cols + 1],
-                            lattice[rows + 1, cols], lattice[rows + 1, cols + 1]], axis=1)  # (n, 4, C)
+        top, bottom, left, right = by.first[rows], by.last[rows], bx.first[cols], bx.last[cols]
+        corners = np.stack([lattice[top, left], lattice[top, right], lattice[bottom, left],
+                            lattice[bottom, right]], axis=1)  # (n, 4, C)
         best = corners.max(axis=1)  # (n, C)
         possible = best >= corners.min(axis=1).max(axis=1, keepdims=True)  # beats the best worst corner
         live = possible.sum(axis=1)
         over = np.flatnonzero(live > self.max_candidates)
         self.approximate_blocks += len(over)
         if len(over):  # random-weight models only: keep the classes with the best corners
-            top = np.argpartition(-best[over], self.max_candidates - 1, axis=1)[:, :self.max_candidates]
+            top_k = np.argpartition(-best[over], self.max_candidates - 1, axis=1)[:, :self.max_candidates]
             possible[over] = False
-            possible[over[:, None], top] = True
+            possible[over[:, None], top_k] = True
             live[over] = self.max_candidates
         # Each block's candidates in ascending class order (ties go to the lower id, as upstream's argmax).
         block, cls = np.nonzero(possible)
@@ -211,41 +216,39 @@ class Stitcher:
         out = (winners[:, :, :, None] > values[:, :, None, :]).all(axis=1).any(axis=1)
         out |= np.arange(k_max) >= live[:, None]
         order = np.argsort(out, axis=1, kind="stable")  # the rest first, still ascending
-        cand = np.take_along_axis(cand, order, axis=1)
+        names = class_ids[np.take_along_axis(cand, order, axis=1)]
         values = np.take_along_axis(values, order[:, None, :], axis=2)
         live = k_max - out.sum(axis=1)
-        names = class_ids[cand]
-        y0, x0 = by.corners[rows], bx.corners[cols]
-        dy, dx = by.corners[rows + 1] - y0, bx.corners[cols + 1] - x0
-        h, w = by.lengths[rows], bx.lengths[cols]
-        flat = labels.reshape(-1)
-        # Group blocks by candidate count and size class (up to 4, 16 or 32 pixels a side) and pad each group
-        # to its largest block, so that a frame is a few dozen array operations whatever its blocks' sizes.
+        # Blocks of one height and candidate count are laid side by side in a strip, so that a frame is a few
+        # dozen array operations whatever its blocks. Past four candidates the count is rounded up to a power
+        # of two: the classes that pad a block are ones it has ruled out, harmless in the argmax.
         k_bucket = np.where(live <= 4, live, np.minimum(1 << np.ceil(np.log2(live)).astype(np.int64), k_max))
-        size_class = ((h > 4) + (h > 16)) * 3 + (w > 4) + (w > 16)  # 9 classes
-        uniq, group = np.unique(k_bucket * 9 + size_class, return_inverse=True)
-        for gi, key in enumerate(uniq):
-            idx, k = np.flatnonzero(group == gi), key // 9
-            bh, bw = int(h[idx].max()), int(w[idx].max())
-            s = (np.arange(bh)[None, :] / np.maximum(dy[idx], 1)[:, None]).astype(np.float32)[:, :, None]
-            t = (np.arange(bw)[None, :] / np.maximum(dx[idx], 1)[:, None]).astype(np.float32)[:, None, :]
-            v = values[idx]  # (m, 4, K)
+        height = by.lengths[rows]
+        groups, group = np.unique(k_bucket * (height.max() + 1) + height, return_inverse=True)
+        flat = labels.reshape(-1)
+        for gi, key in enumerate(groups):
+            idx = np.flatnonzero(group == gi)
+            k, h = divmod(int(key), int(height.max()) + 1)
+            w = bx.lengths[cols[idx]]
+            block_of = np.repeat(np.arange(len(idx)), w)  # strip column -> block
+            x = np.arange(len(block_of)) - np.repeat(np.cumsum(w) - w, w)  # column inside its block
+            t = (x / np.maximum(w - 1, 1)[block_of]).astype(np.float32)[:, None]
+            s = (np.arange(h) / max(h - 1, 1)).astype(np.float32)[:, None]
+            v = values[idx, :, :k]
+            slope = np.repeat(np.stack([v[:, 1] - v[:, 0], v[:, 3] - v[:, 2]], axis=1), w, axis=0)
+            start = np.repeat(v[:, ::2], w, axis=0)  # (strip, 2, k): top-left and bottom-left corners
+            edges = start + t[:, :, None] * slope  # each class along the block's top and bottom edge
+            upper, lower = edges[:, 0], edges[:, 1]
+            ids = np.repeat(names[idx, :k], w, axis=0)
             if k == 2:  # two candidates (most blocks): the sign of their difference, also bilinear
-                d = v[:, :, 1] - v[:, :, 0]  # (m, 4)
-                top = d[:, 0, None, None] + t * (d[:, 1] - d[:, 0])[:, None, None]
-                bottom = d[:, 2, None, None] + t * (d[:, 3] - d[:, 2])[:, None, None]
-                win = np.where(top + s * (bottom - top) > 0, names[idx, 1, None, None], names[idx, 0, None, None])
+                d_up, d_low = upper[:, 1] - upper[:, 0], lower[:, 1] - lower[:, 0]
+                win = np.where(d_up + s * (d_low - d_up) > 0, ids[:, 1], ids[:, 0])
             else:  # running argmax, one class at a time: the block is bilinear, so exact
-                for j in range(k):
-                    top = v[:, 0, j, None, None] + t * (v[:, 1, j] - v[:, 0, j])[:, None, None]  # (m, 1, bw)
-                    bottom = v[:, 2, j, None, None] + t * (v[:, 3, j] - v[:, 2, j])[:, None, None]
-                    pix = top + s * (bottom - top)  # (m, bh, bw)
-                    if j == 0:
-                        best, win = pix, np.broadcast_to(names[idx, 0, None, None], pix.shape)
-                    else:
-                        better = pix > best
-                        best = np.maximum(best, pix)
-                        win = np.where(better, names[idx, j, None, None], win)
-            ly, lx = np.arange(bh)[None, :, None], np.arange(bw)[None, None, :]
-            inside = (ly < h[idx, None, None]) & (lx < w[idx, None, None])
-            flat[((y0[idx, None, None] + ly) * labels.shape[1] + x0[idx, None, None] + lx)[inside]] = win[inside]
+                best_pix = upper[:, 0] + s * (lower[:, 0] - upper[:, 0])  # (h, strip)
+                win = np.broadcast_to(ids[:, 0], best_pix.shape)
+                for j in range(1, k):
+                    pix = upper[:, j] + s * (lower[:, j] - upper[:, j])
+                    win = np.where(pix > best_pix, ids[:, j], win)
+                    np.maximum(best_pix, pix, out=best_pix)
+            origin = by.starts[rows[idx]] * labels.shape[1] + bx.starts[cols[idx]]
+            flat[(origin[block_of] + x) + np.arange(h)[:, None] * labels.shape[1]] = win
