@@ -3,7 +3,8 @@
 Everything runs in one invocation on one machine so the ratios compare like with like:
 
 * ceiling: OpenVINO's ``benchmark_app`` on our FP32 and INT8 IRs and on the upstream-style IR, in windows/s
-  (f32 arithmetic, as ``vidseg process`` runs by default);
+  (f32 arithmetic, as ``vidseg process`` runs by default); FP32 and INT8 measured again after the end-to-end
+  runs and the higher figure kept, so that a slow spell of a shared host cannot flatter the ratios;
 * end to end: ``vidseg process`` on each clip, wall time including start-up, and its peak RSS;
 * baseline: what the original OpenVINO notebook does: synchronous inference of the upstream-style IR
   window by window, then full-size upsampling, averaging and argmax of all 150 classes on the host;
@@ -59,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
         for key, path in (("fp32", args.model), ("int8", args.int8_model)):
             print(f"bench: vidseg process {clip.name} ({key}) ...", file=sys.stderr)
             results["end_to_end"].append(end_to_end(clip, path, key, args.device))
+    for key, path in (("fp32", args.model), ("int8", args.int8_model)):
+        print(f"bench: benchmark_app on {path} again ...", file=sys.stderr)
+        before = results["ceiling"][key]
+        after = ceiling(path, before["window"], before["batch"], args.device, args.seconds)
+        runs = [before["windows_per_s"], after["windows_per_s"]]
+        results["ceiling"][key] = {**before, "windows_per_s": max(runs), "runs": runs}
 
     print("bench: a collection of 10 short clips vs one long clip ...", file=sys.stderr)
     results["collection"] = collection_vs_long(args.clips[-1], args.model, args.device)
@@ -208,7 +215,7 @@ def ceiling(model_dir: Path, window: int, batch: int, device: str, seconds: int)
     if out.returncode != 0 or not match:
         raise VidsegError(f"benchmark_app failed on {model_dir}: {(out.stderr or out.stdout).strip()[-300:]}")
     fps = float(match.group(1))
-    return {"windows_per_s": round(fps, 2), "batch": batch}  # benchmark_app counts batch elements
+    return {"windows_per_s": round(fps, 2), "batch": batch, "window": window}  # it counts batch elements
 
 
 def end_to_end(clip: Path, model_dir: Path, key: str, device: str) -> dict[str, Any]:
@@ -318,7 +325,8 @@ def table(r: dict[str, Any]) -> str:
              f"OpenVINO {m['openvino']}, {m['date']}",
              "", "| model-only ceiling (benchmark_app, f32) | windows/s |", "|---|---|"]
     for k, v in r["ceiling"].items():
-        lines.append(f"| {k} IR (batch {v['batch']}) | {v['windows_per_s']} |")
+        runs = f" (higher of {' and '.join(map(str, v['runs']))})" if "runs" in v else ""
+        lines.append(f"| {k} IR (batch {v['batch']}) | {v['windows_per_s']}{runs} |")
     lines += ["", "| end to end (vidseg process, wall incl. start-up) | frames | fps | windows/frame | peak RSS MB |",
               "|---|---|---|---|---|"]
     for e in r["end_to_end"]:
