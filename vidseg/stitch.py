@@ -224,11 +224,12 @@ class Stitcher:
         # of two: the classes that pad a block are ones it has ruled out, harmless in the argmax.
         k_bucket = np.where(live <= 4, live, np.minimum(1 << np.ceil(np.log2(live)).astype(np.int64), k_max))
         height = by.lengths[rows]
-        groups, group = np.unique(k_bucket * (height.max() + 1) + height, return_inverse=True)
+        span = int(height.max()) + 1
+        groups, group = np.unique(k_bucket * span + height, return_inverse=True)
         flat = labels.reshape(-1)
         for gi, key in enumerate(groups):
             idx = np.flatnonzero(group == gi)
-            k, h = divmod(int(key), int(height.max()) + 1)
+            k, h = divmod(int(key), span)
             w = bx.lengths[cols[idx]]
             block_of = np.repeat(np.arange(len(idx)), w)  # strip column -> block
             x = np.arange(len(block_of)) - np.repeat(np.cumsum(w) - w, w)  # column inside its block
