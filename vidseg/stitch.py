@@ -108,6 +108,20 @@ def region_support(op: np.ndarray, size: int = REGION) -> np.ndarray:
     return np.array([np.pad(s, (0, width - len(s)), mode="edge") for s in supports])
 
 
+def region_blocks(blocks: AxisBlocks, size: int = REGION) -> tuple[np.ndarray, np.ndarray]:
+    """The first and last block with pixels in each run of ``size`` output pixels. Blocks are at most
+    MAX_BLOCK <= ``size`` long, so a region's last block is at most the next region's first."""
+    ends = blocks.starts + blocks.lengths
+    lo = np.arange(0, ends[-1], size)
+    return np.searchsorted(ends, lo, side="right"), np.searchsorted(blocks.starts, lo + size) - 1
+
+
+def region_min(values: np.ndarray, span: tuple[np.ndarray, np.ndarray], axis: int) -> np.ndarray:
+    """Minimum over each region's blocks along ``axis`` (regions from ``region_blocks``)."""
+    first, last = span
+    return np.minimum(np.minimum.reduceat(values, first, axis=axis), np.take(values, last, axis=axis))
+
+
 @dataclass(frozen=True)
 class Plan:
     """Everything about a frame geometry that does not depend on the logits."""
@@ -116,22 +130,43 @@ class Plan:
     cols: AxisBlocks
     row_support: np.ndarray
     col_support: np.ndarray
+    row_blocks: tuple[np.ndarray, np.ndarray]
+    col_blocks: tuple[np.ndarray, np.ndarray]
 
 
 @lru_cache(maxsize=8)
 def _plan(geo: FrameGeometry, grid: int) -> Plan:
     ay = axis_operator(geo.height, geo.scaled_height, geo.ys, geo.window, grid)
     ax = axis_operator(geo.width, geo.scaled_width, geo.xs, geo.window, grid)
-    return Plan(AxisBlocks.from_operator(ay), AxisBlocks.from_operator(ax), region_support(ay), region_support(ax))
+    rows, cols = AxisBlocks.from_operator(ay), AxisBlocks.from_operator(ax)
+    return Plan(rows, cols, region_support(ay), region_support(ax), region_blocks(rows), region_blocks(cols))
+
+
+def corner_logits(g: np.ndarray, plan: Plan) -> np.ndarray:
+    """(row points, column points, C): every class's exact logits at the block corners, classes last."""
+    n_cls, gh, gw = g.shape
+    px = len(plan.cols.weights)
+    cols_first = (g.reshape(-1, gw) @ plan.cols.weights.T).reshape(n_cls, gh, px).transpose(1, 2, 0).reshape(gh, -1)
+    return (plan.rows.weights @ cols_first).reshape(len(plan.rows.weights), px, n_cls)
 
 
 def possible_winners(g: np.ndarray, plan: Plan) -> np.ndarray:
-    """Classes that can be the argmax somewhere: in each region, a class whose highest logit on the
-    region's support is below another class's lowest cannot win there (pixels mix support values convexly)."""
+    """Classes that can be the argmax somewhere. Pixels mix their region's support values convexly, so a
+    class whose highest value on a region's support is below a floor that the best class is known to reach
+    at every pixel of the region cannot win there. Two floors, the higher kept: another class's lowest
+    value on the support; and, for the classes on top at some grid cell (the leaders), the lowest corner of
+    each block, best leader per block, worst block touching the region (a bilinear block stays above its
+    lowest corner)."""
     rows = g[:, plan.row_support, :]  # (C, RY, SY, GW)
     high = rows.max(axis=2)[:, :, plan.col_support].max(axis=3)  # (C, RY, RX)
     low = rows.min(axis=2)[:, :, plan.col_support].min(axis=3)
-    return np.flatnonzero((high >= low.max(axis=0)).any(axis=(1, 2)))
+    leaders = np.flatnonzero((g == g.max(axis=0)).any(axis=(1, 2)))
+    corners = corner_logits(g[leaders], plan)
+    by, bx = plan.rows, plan.cols
+    edge_low = np.minimum(corners[by.first], corners[by.last])  # (block rows, column points, leaders)
+    block_floor = np.minimum(edge_low[:, bx.first], edge_low[:, bx.last]).max(axis=2)  # (block rows, block cols)
+    floor = region_min(region_min(block_floor, plan.col_blocks, 1), plan.row_blocks, 0)  # (RY, RX)
+    return np.flatnonzero((high >= np.maximum(low.max(axis=0), floor)).any(axis=(1, 2)))
 
 
 class Stitcher:
@@ -167,12 +202,7 @@ class Stitcher:
         if redo is not None and not redo.any():
             return previous.copy()
         keep = possible_winners(g, plan)  # trained models: a handful of the 150 classes per frame
-        g = g[keep]
-        n_cls = len(keep)
-        # Exact logits of every class at the block corners, classes last for a fast argmax.
-        gh, gw, px = g.shape[1], g.shape[2], len(bx.weights)
-        cols_first = (g.reshape(-1, gw) @ bx.weights.T).reshape(n_cls, gh, px).transpose(1, 2, 0).reshape(gh, -1)
-        lattice = (by.weights @ cols_first).reshape(len(by.weights), len(bx.weights), n_cls)
+        lattice = corner_logits(g[keep], plan)
 
         win = lattice.argmax(axis=2)
         top, bottom = win[by.first], win[by.last]
