@@ -128,15 +128,22 @@ def test_one_bad_file_does_not_stop_the_batch(tmp_path: Path, oracle_model: Path
         cv2.imwrite(str(folder / f"img{i}.png"), paint(np.full((64, 64), i, np.uint8)))
     cv2.imwrite(str(folder / "sub" / "deep.jpg"), paint(np.full((64, 64), 5, np.uint8)))
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    strip = paint(np.full((4, 4000), 3, np.uint8))  # 1024 windows: refused before any is cut
+    cv2.imwrite(str(folder / "strip.png"), strip)
     result = run_vidseg("process", folder, "--recursive", "--model", oracle_model, "-o", tmp_path / "overlay",
                         "--labels", tmp_path / "labels", "--summary", tmp_path / "s.json")
     assert result.returncode == 1, result.stderr
     assert "broken.jpg" in result.stderr and "Traceback" not in result.stderr
     summary = json.loads((tmp_path / "s.json").read_text())
-    assert summary["frames_out"] == 4 and [f["input"] for f in summary["failures"]] == ["broken.jpg"]
+    assert summary["frames_out"] == 4
+    assert [f["input"] for f in summary["failures"]] == ["broken.jpg", "strip.png"]
+    assert "too elongated" in summary["failures"][1]["error"]
     assert (tmp_path / "labels" / "sub" / "deep.png").exists()
     assert (tmp_path / "overlay" / "img2.png").exists()
     assert np.asarray(Image.open(tmp_path / "labels" / "img1.png"))[32, 32] == 1
+    alone = run_vidseg("process", folder / "strip.png", "--model", oracle_model, "--labels", tmp_path / "one")
+    assert alone.returncode == 2 and "Traceback" not in alone.stderr
+    assert alone.stderr.strip().splitlines()[-1].startswith("vidseg: error: ") and "too elongated" in alone.stderr
 
 
 def test_decode_errors_mid_video_are_skipped_and_counted(tmp_path: Path, oracle_model: Path) -> None:

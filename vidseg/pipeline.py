@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidseg.engine import Engine
+from vidseg.errors import ImageError
 from vidseg.protocol import FrameGeometry
 from vidseg.render import Palette
 from vidseg.result import FrameResult
@@ -99,7 +100,15 @@ class Stream(FrameStream):
                     if self._abort.is_set():
                         return
                 t0 = time.thread_time()
-                job.geo, windows = self._engine.windows(frame.image)
+                try:
+                    job.geo, windows = self._engine.windows(frame.image)
+                except ImageError as e:  # a shape the protocol refuses
+                    if frame.name is None:  # a video or an array: every frame has it, so the run stops
+                        raise
+                    frame.image, frame.error = None, str(e)  # one image of many: skipped like an unreadable one
+                    self._inflight.release()
+                    self._post_job(job)
+                    continue
                 self.summary.add_time("preprocess", time.thread_time() - t0)
                 job.logits = np.empty((len(windows), self._engine.info.n_classes, self._engine.grid,
                                        self._engine.grid), dtype=np.float32)

@@ -10,6 +10,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from vidseg.errors import ImageError
+
+# Windows one frame may need. Only an image dozens of times longer than wide gets near it (a 10:1 panorama
+# needs 11), and past it the stitcher's per-axis operator alone would take gigabytes.
+MAX_WINDOWS = 64
+
 
 @dataclass(frozen=True)
 class FrameGeometry:
@@ -55,6 +61,10 @@ def window_starts(length: int, window: int, stride: int) -> tuple[int, ...]:
 def frame_geometry(width: int, height: int, short_side: int, long_cap: int, window: int,
                    stride: int) -> FrameGeometry:
     sw, sh = rescaled_size(width, height, short_side, long_cap, window)
+    n = len(window_starts(sw, window, stride)) * len(window_starts(sh, window, stride))
+    if n > MAX_WINDOWS:
+        raise ImageError(f"a {width}x{height} image is too elongated to segment: the protocol would cut it into "
+                         f"{n} windows of {window} px (at most {MAX_WINDOWS})")
     return FrameGeometry(width, height, sw, sh, window,
                          window_starts(sw, window, stride), window_starts(sh, window, stride))
 
