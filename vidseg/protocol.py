@@ -13,7 +13,7 @@ import numpy as np
 from vidseg.errors import ImageError
 
 # Windows one frame may need. Only an image dozens of times longer than wide gets near it (a 10:1 panorama
-# needs 11), and past it the stitcher's per-axis operator alone would take gigabytes.
+# needs 10), and past it the stitcher's per-axis operator alone would take gigabytes.
 MAX_WINDOWS = 64
 
 
