@@ -61,12 +61,11 @@ def window_starts(length: int, window: int, stride: int) -> tuple[int, ...]:
 def frame_geometry(width: int, height: int, short_side: int, long_cap: int, window: int,
                    stride: int) -> FrameGeometry:
     sw, sh = rescaled_size(width, height, short_side, long_cap, window)
-    n = len(window_starts(sw, window, stride)) * len(window_starts(sh, window, stride))
-    if n > MAX_WINDOWS:
+    xs, ys = window_starts(sw, window, stride), window_starts(sh, window, stride)
+    if len(xs) * len(ys) > MAX_WINDOWS:
         raise ImageError(f"a {width}x{height} image is too elongated to segment: the protocol would cut it into "
-                         f"{n} windows of {window} px (at most {MAX_WINDOWS})")
-    return FrameGeometry(width, height, sw, sh, window,
-                         window_starts(sw, window, stride), window_starts(sh, window, stride))
+                         f"{len(xs) * len(ys)} windows of {window} px (at most {MAX_WINDOWS})")
+    return FrameGeometry(width, height, sw, sh, window, xs, ys)
 
 
 def scale_frame(frame: np.ndarray, geo: FrameGeometry, short_side: int, long_cap: int,
