@@ -6,9 +6,9 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
-import av
 from av.video.frame import PictureType
 from conftest import encode_video, ffmpeg, probe_frames, run_vidseg
 from oracle import NAMES, PALETTE_BGR, interior, paint
