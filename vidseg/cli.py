@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=float, help="video: stop after this time (s)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--recursive", action="store_true", help="folders: include subfolders")
-    p.add_argument("--resume", action="store_true", help="folders, globs, lists: skip inputs whose outputs are complete")
+    p.add_argument("--resume", action="store_true",
+                   help="folders, globs, lists: skip inputs whose outputs are complete")
     p.add_argument("--stats", type=Path, help="per-frame class pixel fractions (JSON lines)")
     p.add_argument("--summary", type=Path, help="write the run summary as JSON")
     p.add_argument("--reconnect-attempts", type=int, default=5, help="live: reopen tries before giving up")
