@@ -36,7 +36,7 @@ def one_process(xml: str, rounds: int, seed: int) -> dict:
     queue = ov.AsyncInferQueue(dual, 4)
     results: list[tuple[int, np.ndarray]] = []
     queue.set_callback(lambda request, k: results.append((k, request.get_output_tensor(0).data.copy())))
-    for r in range(rounds):
+    for _ in range(rounds):
         for k in range(len(inputs)):
             queue.start_async({0: inputs[k]}, k)
     queue.wait_all()

@@ -10,9 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import encode_video, run_vidseg
 from PIL import Image
 
-from conftest import encode_video, run_vidseg
 from vidseg.api import Segmenter
 from vidseg.reuse import ReusePolicy
 from vidseg.sources import Frame, Source
