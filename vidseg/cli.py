@@ -240,11 +240,10 @@ def _stream(args: argparse.Namespace, source: Source, writer: Writer | Collectio
         streams = f"{seg.cpu_streams} CPU stream{'s' * (seg.cpu_streams > 1)}, " if seg.cpu_streams else ""
         print(f"vidseg: {args.device} -> {', '.join(seg.execution_devices)}, {streams}{seg.nireq} requests, "
               f"model {seg.model_info.name} {seg.model_info.precision}", file=sys.stderr)
-        if seg.stream_note:
-            print(f"vidseg: {seg.stream_note}", file=sys.stderr)
-        warning = cpu.advice().warning(seg.model_info.precision, seg.execution_devices)
-        if warning:
-            print(f"vidseg: {warning}", file=sys.stderr)
+    # Warnings print even with --quiet: scripted runs are the ones that repeat a slow choice every day.
+    for note in (seg.stream_note, cpu.advice().warning(seg.model_info.precision, seg.execution_devices)):
+        if note:
+            print(f"vidseg: {note}", file=sys.stderr)
     reuse = ReusePolicy(args.reuse_threshold, args.reuse_refresh) if args.reuse else None
     return seg.stream(source, max_frames=args.max_frames, overlay_alpha=overlay_alpha, skip=skip, reuse=reuse)
 
