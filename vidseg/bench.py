@@ -5,7 +5,7 @@ Everything runs in one invocation on one machine so the ratios compare like with
 * ceiling: OpenVINO's ``benchmark_app`` on our FP32 and INT8 IRs and on the upstream-style IR, in windows/s
   (f32 arithmetic, as ``vidseg process`` runs by default); FP32 and INT8 measured right before each of their
   end-to-end runs and once more after them all, and the highest figure kept, so that a slow spell of a shared
-  host (seen: 10% between 20-second runs minutes apart) cannot flatter the ratios;
+  host (seen: 18% between 20-second runs minutes apart) cannot flatter the ratios;
 * end to end: ``vidseg process`` on each clip, wall time including start-up, and its peak RSS;
 * baseline: what the original OpenVINO notebook does: synchronous inference of the upstream-style IR
   window by window, then full-size upsampling, averaging and argmax of all 150 classes on the host;
