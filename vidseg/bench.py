@@ -7,6 +7,7 @@ Everything runs in one invocation on one machine so the ratios compare like with
   end-to-end runs and once more after them all, and the highest figure kept, so that a slow spell of a shared
   host (seen: 18% between 20-second runs minutes apart) cannot flatter the ratios;
 * end to end: ``vidseg process`` on each clip, wall time including start-up, and its peak RSS;
+* the target: the first clip in FP32 a few more times, each run between two ceilings (``target_runs``);
 * baseline: what the original OpenVINO notebook does: synchronous inference of the upstream-style IR
   window by window, then full-size upsampling, averaging and argmax of all 150 classes on the host;
 * INT8 vs FP32 label agreement on frames of the first clip;
@@ -19,10 +20,12 @@ import argparse
 import json
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
@@ -48,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     for path in [args.model, args.int8_model, args.baseline_model, *args.clips]:
         if not path.exists():
             raise VidsegError(f"bench needs {path}: run 'make bench' (it converts the models and makes the clips)")
+    if args.target_runs < 1:
+        raise VidsegError(f"--target-runs must be at least 1, got {args.target_runs}")
     results: dict[str, Any] = {"machine": machine(), "models": {}, "ceiling": {}, "end_to_end": [], "baseline": {}}
     core = ov.Core()
     shapes: dict[str, tuple[Path, int, int]] = {}
@@ -70,8 +75,12 @@ def run(args: argparse.Namespace) -> int:
             before = measure(key)
             print(f"bench: vidseg process {clip.name} ({key}) ...", file=sys.stderr)
             results["end_to_end"].append({**end_to_end(clip, path, key, args.device), "ceiling_before": before})
-    for key in ("fp32", "int8"):
+    for key in ("int8", "fp32"):  # FP32 last: the first ceiling of the target runs below
         measure(key)
+    print(f"bench: the target, {args.clips[0].name} FP32 between two ceilings, {args.target_runs} times ...",
+          file=sys.stderr)
+    results["target"] = target_runs(args.clips[0], args.model, args.device, args.target_runs,
+                                    samples["fp32"][-1], lambda: measure("fp32"))
     results["ceiling"] = {key: {"windows_per_s": max(runs), "runs": runs, "batch": shapes[key][2],
                                 "window": shapes[key][1]} for key, runs in samples.items()}
 
@@ -232,11 +241,13 @@ def end_to_end(clip: Path, model_dir: Path, key: str, device: str) -> dict[str, 
     summary_path = out_dir / f"{clip.stem}-{key}.json"
     cmd = [sys.executable, "-m", "vidseg", "process", str(clip), "--model", str(model_dir), "--device", device,
            "-o", str(out_dir / f"{clip.stem}-{key}.mp4"), "--summary", str(summary_path), "--quiet"]
-    started = time.perf_counter()
+    started, children = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     peak = _peak_rss(proc)
     stderr = proc.communicate()[1]
     wall = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = usage.ru_utime + usage.ru_stime - children.ru_utime - children.ru_stime
     if proc.returncode != 0:
         raise VidsegError(f"vidseg process failed on {clip}: {stderr.strip()[-300:]}")
     summary = json.loads(summary_path.read_text())
@@ -247,7 +258,41 @@ def end_to_end(clip: Path, model_dir: Path, key: str, device: str) -> dict[str, 
     return {"clip": clip.name, "model": key, "size": f"{width}x{height}", "frames": summary["frames_out"],
             "windows_per_frame": engine_geo.n_windows, "wall_s": round(wall, 2),
             "fps": round(summary["frames_out"] / wall, 3), "fps_excluding_startup": summary["fps"],
-            "peak_rss_mb": round(peak / 2**20), "stage_ms_per_frame": summary["stage_ms_per_frame"]}
+            "peak_rss_mb": round(peak / 2**20), "stage_ms_per_frame": summary["stage_ms_per_frame"],
+            **cpu_accounts(cpu_s, wall, summary)}
+
+
+def cpu_accounts(cpu_s: float, wall: float, summary: dict[str, Any]) -> dict[str, float]:
+    """Where a run's CPU time went, which a host's drift hardly moves (the ratio to a ceiling measured at
+    another moment does): the share of the cores the run kept busy, and the share of its CPU time spent
+    outside inference (decoding, preprocessing, stitching, rendering, encoding). The end-to-end ratio is
+    about their product's complement: busy x (1 - outside), when inference runs at the ceiling's pace."""
+    stages = summary["stage_ms_per_frame"]
+    outside = sum(ms for stage, ms in stages.items() if stage != "inference") * summary["frames_out"] / 1000
+    return {"cpu_s": round(cpu_s, 1), "cores_busy": round(cpu_s / wall / psutil.cpu_count(logical=True), 3),
+            "outside_inference": round(outside / cpu_s, 3)}
+
+
+def target_runs(clip: Path, model_dir: Path, device: str, runs: int, first_ceiling: float,
+                measure: Callable[[], float]) -> dict[str, Any]:
+    """The issue's target (end to end >= 0.9 of the ceiling at 1080p) on a shared host whose speed drifts by
+    up to 18% within minutes: the clip ``runs`` times, each between two ceilings, each run judged against
+    the mean of the two beside it (and, more strictly, the higher one), and the median reported."""
+    ceilings, rows = [first_ceiling], []
+    for _ in range(runs):
+        e = end_to_end(clip, model_dir, "fp32", device)
+        ceilings.append(measure())
+        before, after = ceilings[-2:]
+        windows_per_s = e["fps"] * e["windows_per_frame"]
+        rows.append({"fps": e["fps"], "fps_excluding_startup": e["fps_excluding_startup"], "wall_s": e["wall_s"],
+                     "ceilings": [before, after], "cores_busy": e["cores_busy"],
+                     "outside_inference": e["outside_inference"],
+                     "ratio": round(windows_per_s / ((before + after) / 2), 3),
+                     "ratio_vs_higher": round(windows_per_s / max(before, after), 3),
+                     "ratio_run_only": round(e["fps_excluding_startup"] * e["windows_per_frame"]
+                                             / ((before + after) / 2), 3)})
+    return {"clip": clip.name, "runs": rows, **{f"median_{k}": round(float(np.median([r[k] for r in rows])), 3)
+                                                for k in ("ratio", "ratio_vs_higher", "ratio_run_only")}}
 
 
 def _geometry(model_dir: Path, width: int, height: int) -> FrameGeometry:
@@ -323,6 +368,8 @@ def ratios(r: dict[str, Any]) -> dict[str, Any]:
         out[f"{name} vs upstream-style ceiling"] = round(e["fps"] * e["windows_per_frame"] / ceil["upstream"], 3)
         if e["clip"] == r["baseline"]["clip"]:
             out[f"{name} vs notebook baseline"] = round(e["fps"] / r["baseline"]["fps"], 1)
+    out[f"{r['target']['clip']}:fp32 of the ceilings beside it, median of {len(r['target']['runs'])} runs"] = \
+        r["target"]["median_ratio"]
     by = {(e["clip"], e["model"]): e["fps"] for e in r["end_to_end"]}
     for clip in {e["clip"] for e in r["end_to_end"]}:
         out[f"{clip}: int8/fp32 end to end"] = round(by[(clip, "int8")] / by[(clip, "fp32")], 3)
@@ -337,11 +384,20 @@ def table(r: dict[str, Any]) -> str:
     for k, v in r["ceiling"].items():
         runs = f" (highest of {', '.join(map(str, v['runs']))})" if len(v["runs"]) > 1 else ""
         lines.append(f"| {k} IR (batch {v['batch']}) | {v['windows_per_s']}{runs} |")
-    lines += ["", "| end to end (vidseg process, wall incl. start-up) | frames | fps | windows/frame | peak RSS MB |",
-              "|---|---|---|---|---|"]
+    lines += ["", "| end to end (vidseg process, wall incl. start-up) | frames | fps | windows/frame | peak RSS MB "
+              "| cores busy | CPU outside inference |", "|---" * 7 + "|"]
     for e in r["end_to_end"]:
         lines.append(f"| {e['clip']} {e['size']} {e['model']} | {e['frames']} | {e['fps']} | "
-                     f"{e['windows_per_frame']} | {e['peak_rss_mb']} |")
+                     f"{e['windows_per_frame']} | {e['peak_rss_mb']} | {e['cores_busy']:.1%} | "
+                     f"{e['outside_inference']:.1%} |")
+    t = r["target"]
+    lines += ["", f"| target: {t['clip']} FP32 between two ceilings | fps | ceilings | of their mean | of the higher "
+              "| of their mean, run only | cores busy | CPU outside inference |", "|---" * 8 + "|"]
+    lines += [f"| run {i} | {x['fps']} | {x['ceilings'][0]} / {x['ceilings'][1]} | {x['ratio']} | "
+              f"{x['ratio_vs_higher']} | {x['ratio_run_only']} | {x['cores_busy']:.1%} | {x['outside_inference']:.1%} |"
+              for i, x in enumerate(t["runs"], 1)]
+    lines.append(f"| median | | | {t['median_ratio']} | {t['median_ratio_vs_higher']} | {t['median_ratio_run_only']} "
+                 "| | |")
     b = r["baseline"]
     c = r["collection"]
     lines += ["", f"collection of {c['parts']} clips ({c['clip']} cut up): {c['collection']['fps']} fps vs one long "

@@ -15,6 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    default=[Path("samples/media/pan_1080p.mp4"), Path("samples/media/pan_720p.mp4")])
     p.add_argument("--device", default="CPU")
     p.add_argument("--seconds", type=int, default=20, help="benchmark_app run time per IR (default 20)")
+    p.add_argument("--target-runs", type=int, default=3,
+                   help="extra runs of the first clip in FP32, each between two ceilings (default 3)")
     p.add_argument("--baseline-frames", type=int, default=4, help="frames for the notebook baseline (default 4)")
     p.add_argument("--agreement-frames", type=int, default=8, help="frames for INT8-vs-FP32 label agreement")
     data = Path("samples/media/opencv-doc/usr/share/doc/opencv-doc/examples/data")
