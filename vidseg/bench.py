@@ -4,8 +4,8 @@ Everything runs in one invocation on one machine so the ratios compare like with
 
 * ceiling: OpenVINO's ``benchmark_app`` on our FP32 and INT8 IRs and on the upstream-style IR, in windows/s
   (f32 arithmetic, as ``vidseg process`` runs by default); FP32 and INT8 measured right before each of their
-  end-to-end runs and once more after them all, and the highest figure kept, so that a slow spell of a shared
-  host (seen: 18% between 20-second runs minutes apart) cannot flatter the ratios;
+  end-to-end runs (the target runs included) and once more after them, and the highest figure kept, so that a
+  slow spell of a shared host (seen: 18% between 20-second runs minutes apart) cannot flatter the ratios;
 * end to end: ``vidseg process`` on each clip, wall time including start-up, and its peak RSS;
 * the target: the first clip in FP32 a few more times, each run between two ceilings (``target_runs``);
 * baseline: what the original OpenVINO notebook does: synchronous inference of the upstream-style IR
@@ -283,14 +283,12 @@ def target_runs(clip: Path, model_dir: Path, device: str, runs: int, first_ceili
         e = end_to_end(clip, model_dir, "fp32", device)
         ceilings.append(measure())
         before, after = ceilings[-2:]
-        windows_per_s = e["fps"] * e["windows_per_frame"]
+        mean, n = (before + after) / 2, e["windows_per_frame"]
         rows.append({"fps": e["fps"], "fps_excluding_startup": e["fps_excluding_startup"], "wall_s": e["wall_s"],
                      "ceilings": [before, after], "cores_busy": e["cores_busy"],
-                     "outside_inference": e["outside_inference"],
-                     "ratio": round(windows_per_s / ((before + after) / 2), 3),
-                     "ratio_vs_higher": round(windows_per_s / max(before, after), 3),
-                     "ratio_run_only": round(e["fps_excluding_startup"] * e["windows_per_frame"]
-                                             / ((before + after) / 2), 3)})
+                     "outside_inference": e["outside_inference"], "ratio": round(e["fps"] * n / mean, 3),
+                     "ratio_vs_higher": round(e["fps"] * n / max(before, after), 3),
+                     "ratio_run_only": round(e["fps_excluding_startup"] * n / mean, 3)})
     return {"clip": clip.name, "runs": rows, **{f"median_{k}": round(float(np.median([r[k] for r in rows])), 3)
                                                 for k in ("ratio", "ratio_vs_higher", "ratio_run_only")}}
 
