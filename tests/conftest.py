@@ -16,6 +16,8 @@ import av
 import numpy as np
 import pytest
 
+import vidseg  # noqa: F401 - before oracle loads OpenVINO: its process settings (no telemetry)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "samples"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -1,4 +1,5 @@
-"""Downloading checkpoints, against a real HTTP server on 127.0.0.1 (never the internet)."""
+"""Downloading checkpoints, against a real HTTP server on 127.0.0.1 (never the internet), and the only network
+access there is: a run of `vidseg process` makes none."""
 
 from __future__ import annotations
 
@@ -126,3 +127,16 @@ def test_unreachable_host_fails_in_one_line(tmp_path: Path) -> None:
                         env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "http://127.0.0.1:9/ade20k/seg_tiny_mask" in result.stderr
+
+
+def test_process_leaves_no_openvino_telemetry(tmp_path: Path, tiny_model: Path, media: Path) -> None:
+    """OpenVINO's pip package reports each import to Google Analytics unless opted out, writing a client ID
+    under ~/intel first (CI=true turns it off, so it is unset here); vidseg's processes must not do that."""
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    (tmp_path / "home").mkdir()
+    result = run_vidseg("process", media / "fruits.jpg", "--model", tiny_model, "--device", "CPU",
+                        "-o", tmp_path / "out.png", "--quiet", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.png").exists()
+    assert not (tmp_path / "home" / "intel").exists()

@@ -12,11 +12,17 @@ on first use, so ``import vidseg`` alone does not pull in OpenVINO, OpenCV or Py
 
 import importlib
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 # OpenVINO already keeps every core busy; numpy's BLAS threads would only fight it for the same cores
 # (the stitcher's small matrix products run 3x slower with them). Set before numpy is first imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# OpenVINO's pip package reports every `import openvino` to Google Analytics unless the user has opted out
+# (openvino_telemetry, loaded by its model converter; NNCF uses it too): a client ID in ~/intel and a forked
+# process per run, which exit waits for (0.1 s offline here, up to 3 s where packets are dropped). vidseg
+# touches no network at run time, so OpenVINO and NNCF get the stub they fall back to without the package.
+sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[assignment]
 
 from vidseg.errors import DeviceError, ImageError, InputError, ModelError, VidsegError  # noqa: E402
 
