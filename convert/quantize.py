@@ -79,6 +79,9 @@ def label_agreement(fp32: ov.Model, int8: ov.Model, frames: list[np.ndarray], in
 
 
 
+SPEED_NOISE = 0.05  # a few seconds of timing: closer than this, neither model is called the faster
+
+
 @dataclass(frozen=True)
 class Speed:
     fp32: float  # windows/s
@@ -87,8 +90,11 @@ class Speed:
     def verdict(self, flags_advice: str) -> str:
         ratio = self.int8 / self.fp32
         head = f"int8: speed on this CPU: FP32 {self.fp32:.2f} windows/s, INT8 {self.int8:.2f} windows/s"
-        if ratio >= 1.0:
+        if ratio >= 1.0 + SPEED_NOISE:
             return f"{head}: INT8 is {ratio:.2f}x faster here"
+        if ratio > 1.0 - SPEED_NOISE:
+            return (f"{head}: INT8 gains nothing here ({ratio:.2f}x FP32, within this timing's noise): "
+                    f"{flags_advice}. The FP32 model, whose labels are upstream's, is the better choice")
         return (f"{head}: INT8 is SLOWER here ({ratio:.2f}x FP32): {flags_advice}. "
                 "Keep using the FP32 model on this machine")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -102,8 +103,12 @@ def test_int8_quantises_and_reports_agreement(tmp_path: Path, tiny_checkpoint: P
     assert agreement > 50.0  # random weights make near-ties everywhere; trained models agree far more
     speed = next(line for line in result.stdout.splitlines() if line.startswith("int8: speed on this CPU"))
     fp32_wps, int8_wps = (float(speed.split(f"{k} ")[1].split(" windows/s")[0]) for k in ("FP32", "INT8"))
-    assert fp32_wps > 0 and int8_wps > 0
-    assert ("faster here" in speed) == (int8_wps >= fp32_wps) and ("SLOWER" in speed) == (int8_wps < fp32_wps)
+    ratio = float(re.search(r"([\d.]+)x", speed.split("windows/s: ")[1]).group(1))
+    assert fp32_wps > 0 and int8_wps > 0 and abs(ratio - int8_wps / fp32_wps) < 0.02
+    # One verdict, which agrees with the figures it prints; speeds within 5% are called a draw, not a win.
+    faster, draw, slower = ("x faster here" in speed), ("gains nothing here" in speed), ("SLOWER here" in speed)
+    assert faster + draw + slower == 1
+    assert (ratio >= 1.05 if faster else ratio <= 0.95 if slower else 0.95 <= ratio <= 1.05), speed
     assert metadata(out)["precision"] == "INT8"
     ops = {op.get_type_name() for op in ov.Core().read_model(str(out / "model.xml")).get_ops()}
     assert "FakeQuantize" in ops
