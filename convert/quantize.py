@@ -78,7 +78,6 @@ def label_agreement(fp32: ov.Model, int8: ov.Model, frames: list[np.ndarray], in
     return Agreement(len(scores), float(np.mean(scores)), float(np.min(scores)))
 
 
-
 SPEED_NOISE = 0.05  # a few seconds of timing: closer than this, neither model is called the faster
 
 
