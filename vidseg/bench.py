@@ -223,10 +223,16 @@ def _encode(path: Path, frames: list[np.ndarray], rate: Fraction) -> None:
             out.mux(packet)
 
 
+# OpenVINO's benchmark_app, started after `import vidseg` so that it sends no telemetry either (its own
+# launcher imports OpenVINO first, which reports to Google Analytics: see vidseg/__init__.py).
+BENCHMARK_APP = ("import sys, vidseg; from openvino.tools.benchmark.main import main; "
+                 "sys.argv[0] = 'benchmark_app'; sys.exit(main())")
+
+
 def ceiling(model_dir: Path, window: int, batch: int, device: str, seconds: int) -> float:
     """Windows/s by ``benchmark_app`` (it counts batch elements)."""
-    tool = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
-    cmd = [tool, "-m", str(model_dir / "model.xml"), "-d", device, "-hint", "throughput", "-t", str(seconds),
+    cmd = [sys.executable, "-c", BENCHMARK_APP, "-m", str(model_dir / "model.xml"), "-d", device,
+           "-hint", "throughput", "-t", str(seconds),
            "-shape", f"[{batch},{window},{window},3]", "-infer_precision", "f32"]
     out = subprocess.run(cmd, capture_output=True, text=True)
     match = re.search(r"Throughput:\s*([\d.]+)\s*FPS", out.stdout)
