@@ -72,8 +72,8 @@ def label_agreement(fp32: ov.Model, int8: ov.Model, frames: list[np.ndarray], in
     stitcher = Stitcher()
     scores = []
     for frame in frames:
-        fp32_labels, int8_labels = (label_frame(lambda _w, r=r: r, frame, info, info.window_stride, stitcher,
-                                                exact=False) for r in requests)
+        fp32_labels, int8_labels = (label_frame(lambda w, r=r: r.infer({0: w[None]})[0][0].copy(), frame, info,
+                                                info.window_stride, stitcher, exact=False) for r in requests)
         scores.append(float((fp32_labels == int8_labels).mean()))
     return Agreement(len(scores), float(np.mean(scores)), float(np.min(scores)))
 

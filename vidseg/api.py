@@ -98,7 +98,8 @@ class Segmenter:
 
     @property
     def stream_note(self) -> str | None:
-        """Why the model runs on one CPU stream where OpenVINO chose more, if it does."""
+        """Why the model runs on one CPU stream where OpenVINO chose more, if it does: known once it has
+        run its first window, on which the streams are checked."""
         return self._live().stream_note
 
     def _live(self) -> Engine:

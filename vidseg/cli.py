@@ -241,9 +241,9 @@ def _stream(args: argparse.Namespace, source: Source, writer: Writer | Collectio
         print(f"vidseg: {args.device} -> {', '.join(seg.execution_devices)}, {streams}{seg.nireq} requests, "
               f"model {seg.model_info.name} {seg.model_info.precision}", file=sys.stderr)
     # Warnings print even with --quiet: scripted runs are the ones that repeat a slow choice every day.
-    for note in (seg.stream_note, cpu.advice().warning(seg.model_info.precision, seg.execution_devices)):
-        if note:
-            print(f"vidseg: {note}", file=sys.stderr)
+    note = cpu.advice().warning(seg.model_info.precision, seg.execution_devices)
+    if note:
+        print(f"vidseg: {note}", file=sys.stderr)
     reuse = ReusePolicy(args.reuse_threshold, args.reuse_refresh) if args.reuse else None
     return seg.stream(source, max_frames=args.max_frames, overlay_alpha=overlay_alpha, skip=skip, reuse=reuse)
 
@@ -270,6 +270,8 @@ def process(args: argparse.Namespace) -> int:
         source.close()
         raise
     summary = write_all(stream, writer, args.quiet, live)
+    if summary.stream_note:  # a warning: printed even with --quiet
+        print(f"vidseg: {summary.stream_note}", file=sys.stderr)
     if args.summary is not None:
         write_json(args.summary, summary.to_dict())
     if not args.quiet:

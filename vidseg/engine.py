@@ -41,8 +41,8 @@ class Engine:
     request per calling thread.
 
     ``cpu_streams`` 0 takes OpenVINO's layout for the hint (two single-thread streams on two cores, for
-    THROUGHPUT), each stream checked as it is compiled (``streams_agree``); ``stream_note`` says when
-    that check made the engine settle for one stream."""
+    THROUGHPUT), each stream checked on the first window the engine runs (``first_logits``); ``stream_note``
+    says when that check made the engine settle for one stream."""
 
     def __init__(self, model_dir: Path, device: str = "AUTO", hint: str = "THROUGHPUT", nireq: int = 0,
                  stride: int | None = None, precision_hint: str = "f32", cpu_streams: int = 0,
@@ -71,10 +71,11 @@ class Engine:
         self._core, self._model, self._config = core, model, config
         self.model_dir = model_dir if model_dir.is_dir() else model_dir.parent
         self.device = device
-        self._compile_lock = threading.Lock()
+        self._compile_lock = threading.RLock()
         self.stream_note: str | None = None
         self.cpu_streams = cpu_streams  # 0 until the first compile says what OpenVINO chose
-        self.compiled = self.compile(model)
+        self.compiled = self.compile(model, check=False)
+        self._unchecked = self.cpu_streams > 1  # its streams are checked on the first window: first_logits()
         self._float_compiled: ov.CompiledModel | None = None
         self._float_lock = threading.Lock()
         self.execution_devices: list[str] = list(self.compiled.get_property("EXECUTION_DEVICES"))
@@ -82,14 +83,15 @@ class Engine:
         self.nireq = nireq or max(2, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self._requests = threading.local()
 
-    def compile(self, model: ov.Model, probe: dict[Any, np.ndarray] | None = None) -> ov.CompiledModel:
+    def compile(self, model: ov.Model, probe: dict[Any, np.ndarray] | None = None, check: bool = True,
+                failed: int = 0) -> ov.CompiledModel:
         """Compiled for this engine's device with its settings (hint, precision, streams, cache).
 
-        With several CPU streams, each compile is checked with ``streams_agree`` (on ``probe``, the inputs
-        to run; default: random pixels for a model whose one input is an image) and redone when a stream
-        disagrees; after STREAM_CHECK_COMPILES such compiles the engine keeps to one stream from then on."""
+        With several CPU streams and ``check``, each compile is checked with ``streams_agree`` (on ``probe``,
+        the inputs to run; default: random pixels for a model whose one input is an image) and redone when a
+        stream disagrees; after STREAM_CHECK_COMPILES such compiles (``failed`` counts those already made)
+        the engine keeps to one stream from then on."""
         with self._compile_lock:
-            failed = 0
             while True:
                 streams = self.cpu_streams  # 0: OpenVINO chooses (first compile)
                 if self._has_cpu and streams:
@@ -101,13 +103,34 @@ class Engine:
                 used = cpu_stream_count(compiled)
                 if not streams:
                     self.cpu_streams = used
-                if used < 2 or streams_agree(compiled, used, probe):
+                if used < 2 or not check or streams_agree(compiled, used, probe):
                     return compiled
                 failed += 1
                 if failed == STREAM_CHECK_COMPILES:
                     self.stream_note = (f"{failed} compiles with {used} CPU streams each had a stream computing "
                                         "different logits (an OpenVINO fault, see README: Devices); using one")
                     self.cpu_streams = 1
+
+    def first_logits(self, window: np.ndarray) -> np.ndarray | None:
+        """The check of the model's CPU streams, made on the first u8 window the engine runs instead of
+        on random pixels when it compiled: that window goes through every stream and, when they agree, its
+        logits are returned for the caller to use, so the check costs one window rather than one per
+        stream (0.24 s a run on two cores). None for every later window, and when a stream disagreed:
+        the model has then been compiled again as ``compile`` does, and the caller runs the window on it.
+        Callers ask before they take ``compiled``; one that comes while the check runs waits for it."""
+        if not self._unchecked or window.dtype != np.uint8:
+            return None
+        with self._compile_lock:
+            if not self._unchecked:
+                return None
+            try:
+                outputs = stream_outputs(self.compiled, self.cpu_streams, {0: window[None]})
+                if all(np.array_equal(outputs[0], o) for o in outputs[1:]):
+                    return outputs[0][0]
+                self.compiled = self.compile(self._model, {0: window[None]}, failed=1)
+                return None
+            finally:
+                self._unchecked = False  # cleared last: a caller that saw it set waits on the lock
 
     def read_variant(self, xml_name: str) -> ov.Model:
         """Another IR of the same model directory (the token-reuse one), to compile with ``compile``."""
@@ -134,38 +157,45 @@ class Engine:
 
     def queue(self, on_result: Callable[[Any, np.ndarray], None]) -> WindowQueue:
         """A fresh pool of requests for one run: runs sharing the engine never see each other's results."""
-        return WindowQueue(self.compiled_for, self.nireq, on_result)
+        return WindowQueue(self.compiled_for, self.nireq, on_result, self.first_logits)
 
     def segment(self, frame: np.ndarray, stitcher: Stitcher | None = None) -> np.ndarray:
         """Synchronous labels for one BGR frame. Each calling thread gets its own infer request, so
         threads sharing the engine run concurrently instead of corrupting one request."""
-        return label_frame(self._thread_request, frame, self.info, self.stride, stitcher or Stitcher())
+        return label_frame(self._infer, frame, self.info, self.stride, stitcher or Stitcher())
 
-    def _thread_request(self, window: np.ndarray) -> ov.InferRequest:
+    def _infer(self, window: np.ndarray) -> np.ndarray:
+        logits = self.first_logits(window)
+        if logits is not None:
+            return logits
         requests = self._requests.__dict__.setdefault("by_dtype", {})
         if window.dtype not in requests:
             requests[window.dtype] = self.compiled_for(window).create_infer_request()
-        return requests[window.dtype]
+        return requests[window.dtype].infer({0: window[None]})[0][0].copy()
 
 
 class WindowQueue:
     """An ``AsyncInferQueue`` whose callback copies each window's logits out and hands them on.
 
     ``on_result(key, logits)`` runs on OpenVINO's threads; an exception there would be lost, so the first
-    one is kept and re-raised by ``raise_if_failed`` in whichever thread polls.
+    one is kept and re-raised by ``raise_if_failed`` in whichever thread polls. The first window goes to
+    ``first_logits`` (the engine's stream check); logits it returns are handed on from the submitting thread.
     """
 
     def __init__(self, compiled_for: Callable[[np.ndarray], ov.CompiledModel], nireq: int,
-                 on_result: Callable[[Any, np.ndarray], None]):
-        self._compiled_for, self._nireq = compiled_for, nireq
+                 on_result: Callable[[Any, np.ndarray], None], first_logits: Callable[[np.ndarray], np.ndarray | None]):
+        self._compiled_for, self._nireq, self._first_logits = compiled_for, nireq, first_logits
         self._queues: dict[Any, ov.AsyncInferQueue] = {}  # by input dtype: u8, and f32 once a panorama comes
         self._on_result = on_result
         self.error: BaseException | None = None
         self._error_lock = threading.Lock()
 
     def _callback(self, request: ov.InferRequest, key: Any) -> None:
+        self._deliver(key, request.get_output_tensor(0).data[0].copy())
+
+    def _deliver(self, key: Any, logits: np.ndarray) -> None:
         try:
-            self._on_result(key, request.get_output_tensor(0).data[0].copy())
+            self._on_result(key, logits)
         except BaseException as e:  # noqa: BLE001 - surfaced by raise_if_failed()
             with self._error_lock:
                 self.error = self.error or e
@@ -174,6 +204,10 @@ class WindowQueue:
         """Blocks while every request is busy: the natural back-pressure on the decoder."""
         queue = self._queues.get(window.dtype)
         if queue is None:
+            logits = self._first_logits(window)  # the engine's stream check, on this window
+            if logits is not None:
+                self._deliver(key, logits)
+                return
             queue = self._queues[window.dtype] = ov.AsyncInferQueue(self._compiled_for(window), self._nireq)
             queue.set_callback(self._callback)
         queue.start_async({0: window[None]}, key)
@@ -200,34 +234,39 @@ def cpu_stream_count(compiled: ov.CompiledModel) -> int:
 
 def streams_agree(compiled: ov.CompiledModel, streams: int,
                   probe: dict[Any, np.ndarray] | None = None) -> bool:
-    """Whether every stream gives the same output for the same input, bit for bit.
+    """Whether every stream gives the same output for the same input (``probe``; default: random pixels),
+    bit for bit.
 
     OpenVINO 2026.4's CPU plugin now and then (4 of 220 fresh processes on three AVX-512 hosts,
     ``bench/two_streams_repro.py``) builds one stream of a two-stream model that returns wrong logits
-    for every request it runs, from the first one on. Requests are not tied to streams: an idle stream
-    takes the next request waiting, so one request per stream, all started together, puts the same input
-    through every stream once (0.27 s for the tiny model on two cores)."""
+    for every request it runs, from the first one on."""
     if probe is None:
         port = compiled.inputs[0]
         shape = list(port.get_shape())
         rng = np.random.default_rng(0)
         probe = {0: rng.integers(0, 256, shape, dtype=np.uint8)
                  if port.get_element_type() == ov.Type.u8 else (rng.random(shape) * 255).astype(np.float32)}
-    queue = ov.AsyncInferQueue(compiled, streams)
-    for _ in range(streams):
-        queue.start_async(probe)
-    queue.wait_all()
-    outputs = [queue[i].get_output_tensor(0).data for i in range(streams)]
+    outputs = stream_outputs(compiled, streams, probe)
     return all(np.array_equal(outputs[0], o) for o in outputs[1:])
 
 
-def label_frame(request_for: Callable[[np.ndarray], ov.InferRequest], frame: np.ndarray, info: ModelInfo,
+def stream_outputs(compiled: ov.CompiledModel, streams: int, inputs: dict[Any, np.ndarray]) -> list[np.ndarray]:
+    """The first output of ``inputs`` run once on every stream. Requests are not tied to streams: an idle
+    stream takes the next request waiting, so one request per stream, all started together, puts the
+    input through every stream once (two windows at once: 0.47 s for Seg-T on the AVX2 host's two cores)."""
+    queue = ov.AsyncInferQueue(compiled, streams)
+    for _ in range(streams):
+        queue.start_async(inputs)
+    queue.wait_all()
+    return [queue[i].get_output_tensor(0).data.copy() for i in range(streams)]
+
+
+def label_frame(infer: Callable[[np.ndarray], np.ndarray], frame: np.ndarray, info: ModelInfo,
                 stride: int, stitcher: Stitcher, exact: bool = True) -> np.ndarray:
-    """One frame window by window through the request ``request_for(window)`` gives, then stitched: the
-    synchronous path. ``exact`` as in ``protocol.scale_frame``."""
+    """One frame window by window through ``infer(window) -> logits``, then stitched: the synchronous
+    path. ``exact`` as in ``protocol.scale_frame``."""
     geo, windows = frame_windows(frame, info.short_side, info.long_side_cap, info.window_size, stride, exact)
-    logits = np.stack([request_for(w).infer({0: w[None]})[0][0].copy() for w in windows])
-    return stitcher.labels(logits, geo)
+    return stitcher.labels(np.stack([infer(w) for w in windows]), geo)
 
 
 def float_input(model: ov.Model) -> ov.Model:

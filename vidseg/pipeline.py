@@ -82,6 +82,8 @@ class Stream(FrameStream):
     def _finish_summary(self) -> None:
         super()._finish_summary()
         self.summary.approximate_blocks = self._stitcher.approximate_blocks
+        # The engine checks its CPU streams on the first window, so what it settled on is known only now.
+        self.summary.cpu_streams, self.summary.stream_note = self._engine.cpu_streams, self._engine.stream_note
 
     def _submit(self) -> None:
         seq = 0

@@ -24,6 +24,7 @@ class Summary:
     execution_devices: list[str]
     nireq: int
     cpu_streams: int = 0  # CPU inference streams (0: not on the CPU alone, or a cluster)
+    stream_note: str | None = None  # why the run settled for one CPU stream, if it did (see engine.Engine)
     frames_in: int = 0  # read from the input (including unreadable images)
     frames_out: int = 0  # segmented and written
     resumed: int = 0  # --resume: outputs already complete
