@@ -75,7 +75,8 @@ class Engine:
         self.stream_note: str | None = None
         self.cpu_streams = cpu_streams  # 0 until the first compile says what OpenVINO chose
         self.compiled = self.compile(model, check=False)
-        self._unchecked = self.cpu_streams > 1  # its streams are checked on the first window: first_logits()
+        streams = cpu_stream_count(self.compiled)
+        self._streams_to_check = streams if streams > 1 else 0  # on the first window: first_logits()
         self._float_compiled: ov.CompiledModel | None = None
         self._float_lock = threading.Lock()
         self.execution_devices: list[str] = list(self.compiled.get_property("EXECUTION_DEVICES"))
@@ -118,19 +119,19 @@ class Engine:
         stream (0.24 s a run on two cores). None for every later window, and when a stream disagreed:
         the model has then been compiled again as ``compile`` does, and the caller runs the window on it.
         Callers ask before they take ``compiled``; one that comes while the check runs waits for it."""
-        if not self._unchecked or window.dtype != np.uint8:
+        if not self._streams_to_check or window.dtype != np.uint8:
             return None
         with self._compile_lock:
-            if not self._unchecked:
+            if not self._streams_to_check:
                 return None
             try:
-                outputs = stream_outputs(self.compiled, self.cpu_streams, {0: window[None]})
+                outputs = stream_outputs(self.compiled, self._streams_to_check, {0: window[None]})
                 if all(np.array_equal(outputs[0], o) for o in outputs[1:]):
                     return outputs[0][0]
                 self.compiled = self.compile(self._model, {0: window[None]}, failed=1)
                 return None
             finally:
-                self._unchecked = False  # cleared last: a caller that saw it set waits on the lock
+                self._streams_to_check = 0  # cleared last: a caller that saw it set waits on the lock
 
     def read_variant(self, xml_name: str) -> ov.Model:
         """Another IR of the same model directory (the token-reuse one), to compile with ``compile``."""
