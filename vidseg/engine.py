@@ -116,7 +116,7 @@ class Engine:
         """The check of the model's CPU streams, made on the first u8 window the engine runs instead of
         on random pixels when it compiled: that window goes through every stream and, when they agree, its
         logits are returned for the caller to use, so the check costs one window rather than one per
-        stream (0.24 s a run on two cores). None for every later window, and when a stream disagreed:
+        stream (0.42 CPU s on the AVX2 host's two cores). None for every later window, and when a stream disagreed:
         the model has then been compiled again as ``compile`` does, and the caller runs the window on it.
         Callers ask before they take ``compiled``; one that comes while the check runs waits for it."""
         if not self._streams_to_check or window.dtype != np.uint8:
