@@ -53,6 +53,16 @@ def test_timeline_svg_names_classes_and_shares(tmp_path: Path, run: Path, oracle
     assert "red (50%)" in svg and "green (25%)" in svg and "blue (25%)" in svg and "time (s)" in svg
 
 
+def test_stats_alone_are_an_output(tmp_path: Path, run: Path, oracle_model: Path) -> None:
+    """Class shares for a plot need no overlay or label PNGs: --stats may be the only output."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes((run / "clip.mp4").read_bytes())
+    result = run_vidseg("process", clip, "--model", oracle_model, "--stats", tmp_path / "shares.jsonl", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "shares.jsonl"]
+    assert (tmp_path / "shares.jsonl").read_text() == (run / "stats.jsonl").read_text()
+
+
 def test_collection_stats_pick_an_input_and_bad_files_are_one_line_errors(tmp_path: Path, run: Path) -> None:
     lines = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     mixed = tmp_path / "collection.jsonl"

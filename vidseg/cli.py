@@ -187,8 +187,11 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise VidsegError("--reuse-threshold must be >= 0 and --reuse-refresh at least 1")
     if args.reuse and args.ray is not None:
         raise VidsegError("--reuse runs locally only; drop --ray or --reuse")
-    if args.output is None and args.labels is None and args.preview is None and not args.streams:
-        raise VidsegError("nothing to write: pass -o OUTPUT, --labels DIR and/or --preview")
+    if args.output is None and args.labels is None and args.stats is None and args.preview is None \
+            and not args.streams:
+        raise VidsegError("nothing to write: pass -o OUTPUT, --labels DIR, --stats FILE and/or --preview")
+    if args.resume and args.output is None and args.labels is None:
+        raise VidsegError("--resume needs -o or --labels: it tells finished inputs by their files")
 
 
 def _split_outputs(args: argparse.Namespace) -> None:
