@@ -111,6 +111,29 @@ def test_real_footage_start_end_and_max_frames(tmp_path: Path, tiny_model: Path,
     assert times[0] == pytest.approx(1.0, abs=0.11)
 
 
+def test_packed_b_frames_get_their_display_times(tmp_path: Path, oracle_model: Path, media: Path) -> None:
+    """Megamind.avi stores its B-frames DivX-style, packed into the frame before them, and FFmpeg hands out
+    their pts out of order (every third frame steps back). Label PNGs, stats lines and the overlay still get
+    one time per frame, increasing by one frame period."""
+    src = media / "Megamind.avi"
+    with av.open(str(src)) as c:
+        stream = c.streams.video[0]
+        period = float(1 / stream.average_rate)
+        raw = [f.pts for _, f in zip(range(24), c.decode(stream))]
+    assert any(b <= a for a, b in zip(raw, raw[1:]))  # the file is still the kind this test is about
+    result = run_vidseg("process", src, "--model", oracle_model, "-o", tmp_path / "out.mp4", "--labels",
+                        tmp_path / "labels", "--stats", tmp_path / "stats.jsonl", "--max-frames", "24", "--quiet")
+    assert result.returncode == 0, result.stderr
+    times = json.loads((tmp_path / "labels" / "frames.json").read_text())["times"]
+    assert len(times) == 24
+    np.testing.assert_allclose(np.diff(times), period, rtol=1e-6)
+    stats = [json.loads(line)["time"] for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    np.testing.assert_allclose(stats, times, atol=1e-5)
+    shown, _ = probe_frames(tmp_path / "out.mp4")
+    assert len(shown) == 24
+    np.testing.assert_allclose(np.diff(shown), period, atol=1e-3)
+
+
 def test_default_encoding_keeps_b_frames_and_high_profile_and_presets_are_checked(tmp_path: Path,
                                                                                  oracle_model: Path) -> None:
     """The default ``overlay`` preset (x264 ultrafast with CABAC, B-frames, deblocking, 8x8 transforms) makes

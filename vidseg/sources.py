@@ -25,6 +25,7 @@ import numpy as np
 
 from vidseg.errors import InputError, VidsegError
 from vidseg.images import IMAGE_SUFFIXES, image_array, read_image
+from vidseg.timestamps import display_times
 
 # Suffixes taken as videos when a folder or glob is searched (an @list entry may be any file or URL).
 VIDEO_INPUT_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
@@ -199,6 +200,7 @@ class VideoSource(Source):
         self.time_base = self.stream.time_base or Fraction(1, 90000)
         self.fps = self.stream.average_rate or self.stream.guessed_rate
         self.frame_count = self.stream.frames or self._estimated_frames()
+        self._audio: list[Any] = []  # audio packets demuxed since the last frame handed out
 
     def _estimated_frames(self) -> int | None:
         if self.stream.duration and self.fps:
@@ -210,40 +212,48 @@ class VideoSource(Source):
             self.container.seek(self.first_pts, stream=self.stream)
         elif self.start:
             self.container.seek(int(self.start / self.time_base), stream=self.stream)
+        self._audio = []
+        step = round(1 / (self.fps * self.time_base)) if self.fps else None
+        index = 0
+        for f, pts in display_times(self._decoded(), step):
+            if pts is not None and self.start and pts * self.time_base < self.start:
+                continue
+            if pts is not None and self.first_pts is not None and pts < self.first_pts:
+                continue  # an open GOP's leading frames: the previous segment's
+            if pts is not None and self.end_pts is not None and pts >= self.end_pts:
+                return
+            if pts is not None and self.end is not None and pts * self.time_base > self.end:
+                self.trailing_packets = self._take_audio()
+                return
+            image = _rotate(f.to_ndarray(format="bgr24"), f.rotation)
+            yield Frame(index, image, pts, packets=self._take_audio())
+            index += 1
+        self.trailing_packets = self._take_audio()
+
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        """The video's frames in display order; the audio packets met meanwhile collect in ``self._audio``."""
         streams = [self.stream] + ([self.audio] if self.audio is not None else [])
-        index, audio = 0, []
         packets = self.container.demux(*streams)
         while True:
             try:
                 packet = next(packets)
             except StopIteration:
-                break
+                return
             except av.error.FFmpegError:  # a damaged container: keep what was read so far
                 self.decode_errors += 1
-                break
+                return
             if packet.stream is self.audio:
                 if packet.dts is not None and self._wanted(packet.pts, packet.time_base):
-                    audio.append(packet)
+                    self._audio.append(packet)
                 continue
             try:
-                decoded = packet.decode()
+                yield from packet.decode()
             except av.error.FFmpegError:
                 self.decode_errors += 1
-                continue
-            for f in decoded:
-                if f.pts is not None and self.start and f.pts * self.time_base < self.start:
-                    continue
-                if f.pts is not None and self.first_pts is not None and f.pts < self.first_pts:
-                    continue  # an open GOP's leading frames: the previous segment's
-                if f.pts is not None and self.end_pts is not None and f.pts >= self.end_pts:
-                    return
-                if f.pts is not None and self.end is not None and f.pts * self.time_base > self.end:
-                    self.trailing_packets = audio
-                    return
-                image = _rotate(f.to_ndarray(format="bgr24"), f.rotation)
-                yield Frame(index, image, f.pts, packets=audio)
-                index, audio = index + 1, []
-        self.trailing_packets = audio
+
+    def _take_audio(self) -> list[Any]:
+        audio, self._audio = self._audio, []
+        return audio
 
     def _wanted(self, pts: int | None, time_base: Fraction) -> bool:
         if pts is None:
