@@ -48,6 +48,7 @@ BAD_INPUTS = [
     (["{good}", "-o", "{tmp}/out.avi"], "-o must be a video file"),
     (["{good}"], "nothing to write"),
     (["{good}", "--stats", "{tmp}/s.jsonl", "--resume"], "--resume needs -o or --labels"),
+    (["{good}", "-o", "{tmp}/o.mp4", "--start", "1000", "--quiet"], "none at or after --start 1000 s"),
     (["{good}", "-o", "{tmp}/o.mp4", "--alpha", "1.5"], "--alpha must be between 0 and 1"),
     (["{good}", "-o", "{tmp}/o.mp4", "--stride", "-4"], "--stride must be a positive"),
     (["{good}", "-o", "{tmp}/o.mp4", "--stride", "1000"], "larger than the window"),
