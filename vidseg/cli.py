@@ -282,8 +282,11 @@ def process(args: argparse.Namespace) -> int:
     if summary.interrupted:
         return EXIT_INTERRUPTED
     if summary.frames_out == 0 and summary.resumed == 0:
-        why = (f": {summary.failures[0]['error']}" if summary.failures
-               else f": none at or after --start {args.start:g} s" if args.start and not summary.frames_in else "")
+        why = ""
+        if summary.failures:
+            why = f": {summary.failures[0]['error']}"
+        elif args.start and not summary.frames_in:
+            why = f": none at or after --start {args.start:g} s"
         raise VidsegError(f"no frames could be segmented from {args.input}{why}")
     return EXIT_SKIPPED if summary.skipped else EXIT_OK
 
