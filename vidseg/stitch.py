@@ -266,7 +266,7 @@ class Stitcher:
         height = by.lengths[rows]
         span = int(height.max()) + 1
         groups, group = np.unique(k_bucket * span + height, return_inverse=True)
-        flat = labels.reshape(-1)
+        flat, width = labels.reshape(-1), labels.shape[1]
         for gi, key in enumerate(groups):
             idx = np.flatnonzero(group == gi)
             k, h = divmod(int(key), span)
@@ -283,13 +283,15 @@ class Stitcher:
             ids = np.repeat(names[idx, :k], w, axis=0)
             if k == 2:  # two candidates (most blocks): the sign of their difference, also bilinear
                 d_up, d_low = upper[:, 1] - upper[:, 0], lower[:, 1] - lower[:, 0]
-                win = np.where(d_up + s * (d_low - d_up) > 0, ids[:, 1], ids[:, 0])
+                # d_up + s * (d_low - d_up) > 0, one array pass fewer: a float sum keeps its sign
+                win = np.where(s * (d_low - d_up) > -d_up, ids[:, 1], ids[:, 0])
             else:  # running argmax, one class at a time: the block is bilinear, so exact
                 best_pix = upper[:, 0] + s * (lower[:, 0] - upper[:, 0])  # (h, strip)
-                win = np.broadcast_to(ids[:, 0], best_pix.shape)
+                win = np.repeat(ids[None, :, 0], h, axis=0)
                 for j in range(1, k):
                     pix = upper[:, j] + s * (lower[:, j] - upper[:, j])
-                    win = np.where(pix > best_pix, ids[:, j], win)
+                    np.copyto(win, ids[:, j], where=pix > best_pix)
                     np.maximum(best_pix, pix, out=best_pix)
-            origin = by.starts[rows[idx]] * labels.shape[1] + bx.starts[cols[idx]]
-            flat[(origin[block_of] + x) + np.arange(h)[:, None] * labels.shape[1]] = win
+            # Row r of a block starting at flat offset o is at o + r * width: one column index serves all rows.
+            rows_view = np.ndarray((h, flat.size - (h - 1) * width), np.uint8, flat, strides=(width, 1))
+            rows_view[:, (by.starts[rows[idx]] * width + bx.starts[cols[idx]])[block_of] + x] = win
