@@ -60,7 +60,7 @@ bench: install samples
 		--calibration $(MEDIA)/images --quiet
 	@[ -f $(MODEL)-fullres/model.xml ] || $(BIN)/vidseg convert $(SRC) -o $(MODEL)-fullres \
 		--full-resolution-output --quiet
-	$(BIN)/vidseg bench
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf out bench/work bench/results.json $(MEDIA)/*.mp4 $(MEDIA)/images

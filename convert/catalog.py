@@ -1,16 +1,17 @@
-"""The catalog of published checkpoints (``configs/catalog.yml``) and the class tables beside it."""
+"""The catalog of published checkpoints (``vidseg/configs/catalog.yml``) and the class tables beside it."""
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+import vidseg
 from vidseg.errors import VidsegError
+from vidseg.model import classes
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(vidseg.__file__).parent / "configs"
 
 
 @dataclass(frozen=True)
@@ -60,15 +61,9 @@ def long_side_cap_for(dataset: str, short_side: int) -> int:
 
 def class_table(dataset: str, n_cls: int) -> tuple[list[str], list[tuple[int, int, int]]]:
     """Class names and RGB colours; a class count the table does not match gets generic names."""
-    path = CONFIGS / "classes" / f"{dataset}.csv"
-    names: list[str] = []
-    colors: list[tuple[int, int, int]] = []
-    if path.exists():
-        with path.open(newline="") as f:
-            for row in csv.DictReader(f):
-                names.append(row["name"])
-                colors.append((int(row["r"]), int(row["g"]), int(row["b"])))
-    if len(names) != n_cls:
-        names = [f"class_{i}" for i in range(n_cls)]
-        colors = [((i * 67) % 256, (i * 151 + 80) % 256, (i * 37 + 160) % 256) for i in range(n_cls)]
+    table = classes.class_table(dataset)
+    if len(table) == n_cls:
+        return [name for name, _ in table], [color for _, color in table]
+    names = [f"class_{i}" for i in range(n_cls)]
+    colors = [((i * 67) % 256, (i * 151 + 80) % 256, (i * 37 + 160) % 256) for i in range(n_cls)]
     return names, colors

@@ -17,11 +17,11 @@ import vidseg
 from convert import catalog, checkpoint, export, reuse_export, verify
 from convert.download import fetch_checkpoint
 from convert.segmenter import SegmenterUpsampled
-from vidseg import cpu
-from vidseg.cache import cache_dir
 from vidseg.errors import VidsegError
-from vidseg.modeldir import IR_NAME, ModelInfo
-from vidseg.reuse.model import REUSE_IR_NAME
+from vidseg.home import cache_dir, models_dir
+from vidseg.model import cpu
+from vidseg.model.modeldir import IR_NAME, ModelInfo
+from vidseg.runs.reuse.model import REUSE_IR_NAME
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     name = entry.short_name if entry else ckpt.parent.name
     suffix = "-int8" if args.int8 else ("-fullres" if args.full_resolution_output else "")
-    out = args.output or Path("models") / f"{name}{suffix}"
+    out = args.output or models_dir() / f"{name}{suffix}"
     info = model_info(name, variant, entry, ckpt, source_url, args)
 
     staging = _staging_dir(out)

@@ -17,7 +17,7 @@ import torch
 from openvino.preprocess import ColorFormat, PrePostProcessor
 
 from convert.checkpoint import NORMALIZATION
-from vidseg.modeldir import METADATA_RT_PATH, ModelInfo
+from vidseg.model.modeldir import METADATA_RT_PATH, ModelInfo
 
 
 def export_onnx(net: torch.nn.Module, window: int, path: Path) -> None:

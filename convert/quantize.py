@@ -15,12 +15,12 @@ import nncf
 import numpy as np
 import openvino as ov
 
-from vidseg.engine import label_frame
 from vidseg.errors import VidsegError
-from vidseg.modeldir import ModelInfo
-from vidseg.protocol import frame_windows
-from vidseg.sources import open_source
-from vidseg.stitch import Stitcher
+from vidseg.inputs.sources import open_source
+from vidseg.model.engine import label_frame
+from vidseg.model.modeldir import ModelInfo
+from vidseg.model.protocol import frame_windows
+from vidseg.model.stitch import Stitcher
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 
-from vidseg.modeldir import IR_NAME, METADATA_RT_PATH, ModelInfo
+from vidseg.model.modeldir import IR_NAME, METADATA_RT_PATH, ModelInfo
 
 # BGR. Swapping R and B turns red<->blue and yellow<->cyan, so a channel-order bug changes labels.
 PALETTE_BGR = np.array([(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255), (255, 0, 255), (255, 255, 0),

@@ -290,17 +290,17 @@ def test_public_surface_is_all_and_typed() -> None:
 def test_docstring_examples_run(tmp_path: Path, seg: Segmenter, photo: Path, clip: Path, tiny_model: Path) -> None:
     import vidseg.api
     import vidseg.errors
-    import vidseg.modeldir
-    import vidseg.pipeline
+    import vidseg.model.modeldir
+    import vidseg.outputs.writer
     import vidseg.result
+    import vidseg.runs.local
     import vidseg.summary
-    import vidseg.writer
 
     globs = {"seg": seg, "image": cv2.imread(str(photo)), "video_path": clip, "model_dir": tiny_model,
              "out_dir": tmp_path, "Segmenter": Segmenter, "Writer": Writer}
     ran = 0
-    for module in (vidseg.api, vidseg.result, vidseg.pipeline, vidseg.writer, vidseg.summary, vidseg.modeldir,
-                   vidseg.errors):
+    for module in (vidseg.api, vidseg.result, vidseg.runs.local, vidseg.outputs.writer, vidseg.summary,
+                   vidseg.model.modeldir, vidseg.errors):
         for test in doctest.DocTestFinder().find(module, globs=dict(globs)):
             runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
             runner.run(test)

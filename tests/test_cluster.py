@@ -20,7 +20,7 @@ import pytest
 from conftest import ROOT, encode_video, ffmpeg, run_vidseg
 from test_reliability import _start, _wait_for, one_line_error
 
-from vidseg.cluster.units import keyframe_boundaries
+from vidseg.runs.cluster.units import keyframe_boundaries
 
 RAY = Path(sys.executable).parent / "ray"
 SEGMENT_FRAMES = 4
@@ -174,8 +174,8 @@ def test_without_ray_installed_the_flag_is_a_one_line_error(archive: Path, tiny_
 
 def test_a_worker_that_cannot_read_an_input_names_it(tiny_model: Path) -> None:
     """What a node without the shared storage reports (the driver turns it into the run's one-line error)."""
-    from vidseg.cluster.units import Unit
-    from vidseg.cluster.worker import ModelSettings, label_unit
+    from vidseg.runs.cluster.units import Unit
+    from vidseg.runs.cluster.worker import ModelSettings, label_unit
 
     result = label_unit(Unit(0, "/mnt/not-mounted/cam.mp4", "cam.mp4"), ModelSettings(str(tiny_model), "CPU", None,
                                                                                       "f32", 1))

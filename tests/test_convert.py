@@ -14,7 +14,7 @@ from conftest import encode_video, run_vidseg
 
 from convert.checkpoint import sha256_of
 from convert.synthetic import write_checkpoint
-from vidseg.modeldir import METADATA_RT_PATH
+from vidseg.model.modeldir import METADATA_RT_PATH
 
 
 def metadata(model_dir: Path) -> dict:

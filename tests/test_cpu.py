@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import run_vidseg
 
-from vidseg.cpu import PrecisionAdvice, cpu_flags
+from vidseg.model.cpu import PrecisionAdvice, cpu_flags
 
 # Flags lines as two of the project's machine kinds report them (abridged).
 AVX2_ONLY = "fpu vme sse4_2 avx f16c fma avx2 bmi2 sha_ni"

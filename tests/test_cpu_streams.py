@@ -20,7 +20,7 @@ import openvino.opset13 as ops
 from conftest import run_vidseg
 
 from vidseg import Segmenter
-from vidseg.engine import Engine, streams_agree
+from vidseg.model.engine import Engine, streams_agree
 
 
 def self_disagreeing_model() -> ov.Model:

@@ -14,8 +14,8 @@ from conftest import encode_video, run_vidseg
 from PIL import Image
 
 from vidseg.api import Segmenter
-from vidseg.reuse import ReusePolicy
-from vidseg.sources import Frame, Source
+from vidseg.inputs.sources import Frame, Source
+from vidseg.runs.reuse import ReusePolicy
 
 
 def video_frames(path: Path, count: int, start: int = 0) -> list[np.ndarray]:

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vidseg.protocol import frame_geometry, rescaled_size, window_starts
-from vidseg.stitch import Stitcher
+from vidseg.model.protocol import frame_geometry, rescaled_size, window_starts
+from vidseg.model.stitch import Stitcher
 
 
 def brute_force(logits: np.ndarray, geo) -> np.ndarray:

@@ -30,12 +30,12 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Segmenter": "vidseg.api",
-    "Stream": "vidseg.pipeline",
+    "Stream": "vidseg.runs.stream",
     "Result": "vidseg.result",
     "FrameResult": "vidseg.result",
-    "Writer": "vidseg.writer",
+    "Writer": "vidseg.outputs.writer",
     "Summary": "vidseg.summary",
-    "ModelInfo": "vidseg.modeldir",
+    "ModelInfo": "vidseg.model.modeldir",
 }
 
 __all__ = ["Segmenter", "Stream", "Result", "FrameResult", "Writer", "Summary", "ModelInfo", "VidsegError",
@@ -43,11 +43,11 @@ __all__ = ["Segmenter", "Stream", "Result", "FrameResult", "Writer", "Summary", 
 
 if TYPE_CHECKING:
     from vidseg.api import Segmenter
-    from vidseg.modeldir import ModelInfo
-    from vidseg.pipeline import Stream
+    from vidseg.model.modeldir import ModelInfo
+    from vidseg.outputs.writer import Writer
     from vidseg.result import FrameResult, Result
+    from vidseg.runs.stream import Stream
     from vidseg.summary import Summary
-    from vidseg.writer import Writer
 
 
 def __getattr__(name: str) -> Any:

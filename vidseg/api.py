@@ -12,18 +12,21 @@ from typing import Any
 
 import numpy as np
 
-from vidseg.engine import Engine
 from vidseg.errors import VidsegError
-from vidseg.images import image_array
-from vidseg.modeldir import DEFAULT_MODEL_DIR, ModelInfo
-from vidseg.pipeline import Stream
+from vidseg.home import default_model_dir
+from vidseg.inputs.images import image_array
+from vidseg.inputs.sources import ArraySource, Source, open_source
+from vidseg.model.engine import Engine
+from vidseg.model.modeldir import ModelInfo
+from vidseg.model.options import EngineOptions
+from vidseg.outputs.sink import Sink
 from vidseg.render import Palette
 from vidseg.result import Result
-from vidseg.reuse import ReusePolicy
-from vidseg.sources import ArraySource, Source, open_source
-
-PERFORMANCE_HINTS = ("THROUGHPUT", "LATENCY")
-PRECISIONS = ("f32", "bf16", "f16")
+from vidseg.runs import loop
+from vidseg.runs.local import LocalStream
+from vidseg.runs.reuse import ReusePolicy
+from vidseg.runs.stream import Stream
+from vidseg.summary import Summary
 
 
 class Segmenter:
@@ -37,31 +40,21 @@ class Segmenter:
     150
     >>> seg.close()
 
-    ``model`` is a directory written by ``vidseg convert``. ``device`` is any OpenVINO device or virtual
-    device (CPU, GPU, NPU, AUTO...). ``performance`` is OpenVINO's hint: THROUGHPUT for files and batches,
-    LATENCY for a live loop that wants each frame back soonest. ``nireq`` infer requests per stream (0:
-    OpenVINO's optimum, at least 2); ``stride`` overlapping windows (default: the model's);
-    ``precision`` the CPU arithmetic for non-INT8 layers (f32, upstream's; bf16/f16 faster, labels drift);
-    ``cpu_streams`` CPU inference streams (0: OpenVINO's choice, each stream checked; see the README:
-    Devices); ``cpu_threads`` the CPU threads inference may use (0: every core).
+    ``model`` is a directory written by ``vidseg convert`` (default: ``vidseg.home.default_model_dir()``);
+    the other arguments are those of ``vidseg.model.options.EngineOptions``.
 
     Thread safety: one ``Segmenter`` may be shared by threads. Calls run concurrently, each thread on
     its own infer request, and each ``stream()`` or ``segment_batch()`` has its own request pool. A single
     ``Stream`` is iterated by one thread.
     """
 
-    def __init__(self, model: str | Path = DEFAULT_MODEL_DIR, device: str = "AUTO", *,
+    def __init__(self, model: str | Path | None = None, device: str = "AUTO", *,
                  performance: str = "THROUGHPUT", nireq: int = 0, stride: int | None = None,
                  precision: str = "f32", cpu_streams: int = 0, cpu_threads: int = 0):
-        if performance not in PERFORMANCE_HINTS:
-            raise VidsegError(f"performance must be one of {', '.join(PERFORMANCE_HINTS)}, got {performance!r}")
-        if precision not in PRECISIONS:
-            raise VidsegError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if stride is not None and stride <= 0:
-            raise VidsegError(f"stride must be a positive number of pixels, got {stride}")
-        if nireq < 0 or cpu_streams < 0 or cpu_threads < 0:
-            raise VidsegError("nireq, cpu_streams and cpu_threads must be 0 (automatic) or more")
-        engine = Engine(Path(model), device, performance, nireq, stride, precision, cpu_streams, cpu_threads)
+        options = EngineOptions(device, performance, nireq, stride, precision, cpu_streams, cpu_threads)
+        engine = Engine(Path(model) if model is not None else default_model_dir(), options.device,
+                        options.performance, options.nireq, options.stride, options.precision,
+                        options.cpu_streams, options.cpu_threads)
         if engine.stride > engine.info.window_size:
             raise VidsegError(f"stride {engine.stride} is larger than the window ({engine.info.window_size})")
         self._engine: Engine | None = engine
@@ -138,7 +131,7 @@ class Segmenter:
         video (seconds); ``max_frames`` stops early. ``overlay_alpha`` renders overlays in the pipeline's
         own thread (``frame.overlay()`` is then free). ``skip(name)`` true for an image in a folder means
         its outputs exist: it is not read (``--resume``). ``reuse`` turns on reuse between frames (an
-        approximation, see ``vidseg.reuse``; uses the token-reuse IR ``vidseg convert`` writes).
+        approximation, see ``vidseg.runs.reuse``; uses the token-reuse IR ``vidseg convert`` writes).
         Unreadable images in a folder are skipped and listed in ``stream.summary.failures``; a stage's
         error is raised in the loop.
 
@@ -156,10 +149,23 @@ class Segmenter:
         if skip is not None:
             src.skip = skip
         if reuse is not None:
-            from vidseg.reuse.stream import ReuseStream
+            from vidseg.runs.reuse.stream import ReuseStream
 
             return ReuseStream(engine, src, self.palette, reuse, max_frames, overlay_alpha)
-        return Stream(engine, src, self.palette, max_frames, overlay_alpha)
+        return LocalStream(engine, src, self.palette, max_frames, overlay_alpha)
+
+    def process(self, source: str | Path | int | Iterable[np.ndarray] | Source, *sinks: Sink,
+                progress: bool = False, **stream_options: Any) -> Summary:
+        """Every frame of ``source`` to every sink (``Writer``, ``NetworkSink``, ``Preview``...) as ``vidseg
+        process`` does it: sinks opened with the stream's facts and closed as complete or interrupted.
+        ``stream_options`` are ``stream()``'s. Returns the run's summary.
+
+        >>> summary = seg.process(video_path, Writer(labels=out_dir / "run"), max_frames=2)
+        >>> summary.frames_out, sorted(p.name for p in (out_dir / "run").iterdir())[-2:]
+        (2, ['frames.json', 'labels.json'])
+        """
+        stream_options.setdefault("overlay_alpha", loop.overlay_alpha(sinks))
+        return loop.run(self.stream(source, **stream_options), sinks, progress=progress)
 
     # --- lifetime ------------------------------------------------------------------------------------
     def close(self) -> None:

@@ -1,50 +1,49 @@
-"""``vidseg``: the command line. Parses and validates, builds the pieces, runs them, maps errors to exits.
+"""``vidseg``: the command line, a thin layer over the library. Parses flags, builds the pieces, runs them,
+maps errors to exit codes.
 
     vidseg convert [NAME | --checkpoint PTH] [-o DIR] [--int8 --calibration MEDIA]
     vidseg process INPUT [-o OUTPUT] [-o udp://|rtmp://...] [--labels DIR] [--preview] [--ray [ADDRESS]] ...
     vidseg info [--model DIR]
-    vidseg plot STATS.jsonl -o timeline.png [--classes labels.json | --model DIR]
-    vidseg bench [...]
+    vidseg plot STATS.jsonl -o timeline.png [--classes labels.json]
 
-Data flow for ``process``: ``sources.open_source`` -> ``api.Segmenter`` (compiles an ``engine.Engine``) ->
-``Segmenter.stream`` -> ``pipeline.Stream`` (uses ``stitch``, ``render``; yields ``result.FrameResult``) ->
-``writer.Writer`` (uses ``sinks``) -> ``summary.Summary``. With ``--ray``, ``cluster.stream.RayStream``
-takes the place of ``Segmenter.stream``; both are ``streaming.FrameStream``. The live outputs
-(``preview.server.Preview``, ``netout.StreamOutput``) are offered each frame after the writer. Python
-programs use the same pieces.
+``process``: ``inputs.sources.open_source`` -> ``outputs.plan.plan_outputs`` (the sinks) -> a stream
+(``Segmenter.stream``, or ``runs.cluster.stream.cluster_stream`` with ``--ray``) -> ``runs.loop.run``, the
+loop ``Segmenter.process`` runs too. docs/design.md draws the whole way.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 import vidseg
 from convert import options as convert_options
-from vidseg import bench_options, cpu
-from vidseg.cluster.units import DEFAULT_SEGMENT_FRAMES
 from vidseg.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, VidsegError
-from vidseg.modeldir import DEFAULT_MODEL_DIR
-from vidseg.netout import StreamOutput, is_stream_output
-from vidseg.outputs import plan_collection, plan_outputs
-from vidseg.preview.server import DEFAULT_ADDRESS
-from vidseg.reuse import ReusePolicy
-from vidseg.sinks import write_json
-from vidseg.sources import CollectionSource, Source
-from vidseg.writer import CollectionWriter, Writer
-from vidseg.x264 import PRESETS
+from vidseg.home import default_model_dir
+from vidseg.model import cpu
+from vidseg.model.options import PERFORMANCE_HINTS, PRECISIONS, EngineOptions
+from vidseg.outputs.encoder import PRESETS
+from vidseg.outputs.files import write_json
+from vidseg.outputs.network import NetworkSink, is_network_url
+from vidseg.outputs.overlay import OverlayOptions
+from vidseg.outputs.plan import plan_outputs
+from vidseg.outputs.preview.server import DEFAULT_ADDRESS
+from vidseg.outputs.sink import Sink
+from vidseg.runs import loop
+from vidseg.runs.cluster.units import DEFAULT_SEGMENT_FRAMES
+from vidseg.runs.reuse import ReusePolicy
 
 if TYPE_CHECKING:
-    from vidseg.result import FrameResult
-    from vidseg.streaming import FrameStream
-    from vidseg.summary import Summary
+    from vidseg.inputs.sources import Source
+    from vidseg.runs.stream import Stream
+
+
+MODEL_HELP = ("model directory (default: models/seg_tiny_mask if the current folder has it, else the data "
+              "folder's: $VIDSEG_HOME/models or ~/.local/share/vidseg/models)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,14 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", action="append", help="overlay video (.mp4/.mov/.mkv); a folder for images and "
                                                       "collections")
     p.add_argument("--labels", type=Path, help="folder for label PNGs (pixel value = class id)")
-    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help=f"model dir (default {DEFAULT_MODEL_DIR})")
+    p.add_argument("--model", type=Path, help=MODEL_HELP)
     p.add_argument("--device", default="AUTO", help="CPU, GPU, NPU, AUTO... (default AUTO)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0..1 (default 0.5)")
     p.add_argument("--stride", type=int, help="window stride in pixels (default: the model's; smaller overlaps)")
     p.add_argument("--nireq", type=int, default=0, help="infer requests (default: OpenVINO's optimum)")
-    p.add_argument("--hint", choices=["THROUGHPUT", "LATENCY"],
+    p.add_argument("--hint", choices=PERFORMANCE_HINTS,
                    help="OpenVINO hint (default THROUGHPUT for files, LATENCY for live)")
-    p.add_argument("--precision-hint", choices=["f32", "bf16", "f16"], default="f32",
+    p.add_argument("--precision-hint", choices=PRECISIONS, default="f32",
                    help="CPU arithmetic for non-INT8 layers (default f32, upstream's; bf16 is faster on CPUs "
                         "with AVX512_BF16/AMX but labels drift)")
     p.add_argument("--cpu-streams", type=int, default=0,
@@ -116,19 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     convert_options.add_arguments(c)
 
     i = sub.add_parser("info", help="show devices and a model's metadata")
-    i.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    i.add_argument("--model", type=Path, help=MODEL_HELP)
 
     pl = sub.add_parser("plot", help="per-frame class shares (--stats) as a timeline picture (PNG or SVG)")
     pl.add_argument("stats", type=Path, help="JSON lines written by vidseg process --stats")
     pl.add_argument("-o", "--output", type=Path, required=True, help="timeline.png or timeline.svg")
-    pl.add_argument("--classes", type=Path, help="labels.json written by --labels, for the class colours")
-    pl.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
-                    help=f"else the colours come from this model (default {DEFAULT_MODEL_DIR})")
+    pl.add_argument("--classes", type=Path, help="labels.json written by --labels, for the class colours "
+                    "(default: labels.json beside the stats file if there is one, else the dataset's colours)")
     pl.add_argument("--top", type=int, default=8, help="classes drawn on their own (default 8; the rest: other)")
     pl.add_argument("--input", help="a collection's stats: which input to plot (default the first)")
 
-    b = sub.add_parser("bench", help="throughput benchmark; writes bench/results.json")
-    bench_options.add_arguments(b)
     return parser
 
 
@@ -147,11 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             return run(args)
         if args.command == "info":
             return info(args)
-        if args.command == "plot":
-            return plot_stats(args)
-        from vidseg import bench
-
-        return bench.run(args)
+        return plot_stats(args)
     except VidsegError as e:
         print(f"vidseg: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -167,67 +159,56 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_flags(args: argparse.Namespace) -> None:
-    if not 0.0 <= args.alpha <= 1.0:
-        raise VidsegError(f"--alpha must be between 0 and 1, got {args.alpha}")
-    if args.stride is not None and args.stride <= 0:
-        raise VidsegError(f"--stride must be a positive number of pixels, got {args.stride}")
-    if args.cpu_streams < 0:
-        raise VidsegError(f"--cpu-streams must be 0 (automatic) or more, got {args.cpu_streams}")
-    if not 0 <= args.crf <= 51:
-        raise VidsegError(f"--crf must be between 0 and 51, got {args.crf}")
-    if args.nireq < 0:
-        raise VidsegError(f"--nireq must be 0 (automatic) or more, got {args.nireq}")
+    """What only the command line can get wrong: flags that contradict each other or ask for nothing. Each
+    value is checked where it is used (``EngineOptions``, ``OverlayOptions``, ``ReusePolicy``...)."""
     if args.max_frames is not None and args.max_frames < 1:
         raise VidsegError(f"--max-frames must be at least 1, got {args.max_frames}")
     if args.start is not None and args.start < 0:
         raise VidsegError(f"--start must be >= 0, got {args.start}")
     if args.end is not None and args.end <= (args.start or 0):
         raise VidsegError("--end must be after --start")
-    if args.reuse_threshold < 0 or args.reuse_refresh < 1:
-        raise VidsegError("--reuse-threshold must be >= 0 and --reuse-refresh at least 1")
     if args.reuse and args.ray is not None:
         raise VidsegError("--reuse runs locally only; drop --ray or --reuse")
     if args.output is None and args.labels is None and args.stats is None and args.preview is None \
-            and not args.streams:
+            and not args.network:
         raise VidsegError("nothing to write: pass -o OUTPUT, --labels DIR, --stats FILE and/or --preview")
     if args.resume and args.output is None and args.labels is None:
         raise VidsegError("--resume needs -o or --labels: it tells finished inputs by their files")
 
 
 def _split_outputs(args: argparse.Namespace) -> None:
-    """``-o`` may be given twice: one file or folder, and live stream URLs (``args.streams``)."""
+    """``-o`` may be given twice: one file or folder, and network URLs (``args.network``)."""
     targets = args.output or []
-    args.streams = [t for t in targets if is_stream_output(t)]
-    for url in args.streams:  # an unsupported scheme is refused before anything starts
-        StreamOutput.check(url)
-    files = [Path(t) for t in targets if not is_stream_output(t)]
+    args.network = [t for t in targets if is_network_url(t)]
+    for url in args.network:  # an unsupported scheme is refused before anything starts
+        NetworkSink.check(url)
+    files = [Path(t) for t in targets if not is_network_url(t)]
     if len(files) > 1:
-        raise VidsegError(f"-o takes one file or folder (and stream URLs), got {', '.join(map(str, files))}")
+        raise VidsegError(f"-o takes one file or folder (and network URLs), got {', '.join(map(str, files))}")
     args.output = files[0] if files else None
 
 
-def _live_outputs(args: argparse.Namespace) -> list[LiveOutput]:
-    """The preview and the stream outputs: they watch the run and never hold it back."""
-    outputs: list[LiveOutput] = []
+def _live_sinks(args: argparse.Namespace, overlay: OverlayOptions) -> list[Sink]:
+    """The preview and the network outputs: they watch the run and never hold it back."""
+    sinks: list[Sink] = []
     if args.preview is not None:
-        from vidseg.preview.server import Preview
+        from vidseg.outputs.preview.server import Preview
 
-        preview = Preview(args.preview, title=args.input, alpha=args.alpha)
+        preview = Preview(args.preview, title=args.input, alpha=overlay.alpha)
         print(f"vidseg: preview at {preview.url}", file=sys.stderr)
-        outputs.append(preview)
-    outputs += [StreamOutput(url, args.alpha, args.crf, args.preset) for url in args.streams]
-    return outputs
+        sinks.append(preview)
+    sinks += [NetworkSink(url, overlay) for url in args.network]
+    return sinks
 
 
-def _stream(args: argparse.Namespace, source: Source, writer: Writer | CollectionWriter) -> FrameStream:
+def _stream(args: argparse.Namespace, source: Source, engine: EngineOptions, overlay_alpha: float | None,
+            skip: Callable[[Path], bool] | None) -> Stream:
     """The run's stream of labelled frames: inferred here (``Segmenter``) or on a Ray cluster."""
-    overlay_alpha = args.alpha if writer.wants_overlay or args.streams else None
-    skip = writer.done if args.resume and source.kind in ("images", "collection") else None
     if args.ray is not None:
-        from vidseg.cluster.stream import cluster_stream
+        from vidseg.runs.cluster.stream import cluster_stream
 
-        stream = cluster_stream(source, args.ray, args.model, args.device, stride=args.stride,
-                                precision=args.precision_hint, cpu_streams=args.cpu_streams,
+        stream = cluster_stream(source, args.ray, args.model, engine.device, stride=engine.stride,
+                                precision=engine.precision, cpu_streams=engine.cpu_streams,
                                 cpus_per_task=args.ray_cpus, segment_frames=args.segment_frames,
                                 start=args.start, end=args.end, max_frames=args.max_frames,
                                 overlay_alpha=overlay_alpha, skip=skip)
@@ -236,12 +217,10 @@ def _stream(args: argparse.Namespace, source: Source, writer: Writer | Collectio
         return stream
     from vidseg.api import Segmenter
 
-    seg = Segmenter(args.model, args.device, nireq=args.nireq, stride=args.stride,
-                    performance=args.hint or ("LATENCY" if source.live else "THROUGHPUT"),
-                    precision=args.precision_hint, cpu_streams=args.cpu_streams)
+    seg = Segmenter(args.model, **vars(engine))
     if not args.quiet:
         streams = f"{seg.cpu_streams} CPU stream{'s' * (seg.cpu_streams > 1)}, " if seg.cpu_streams else ""
-        print(f"vidseg: {args.device} -> {', '.join(seg.execution_devices)}, {streams}{seg.nireq} requests, "
+        print(f"vidseg: {engine.device} -> {', '.join(seg.execution_devices)}, {streams}{seg.nireq} requests, "
               f"model {seg.model_info.name} {seg.model_info.precision}", file=sys.stderr)
     # Warnings print even with --quiet: scripted runs are the ones that repeat a slow choice every day.
     note = cpu.advice().warning(seg.model_info.precision, seg.execution_devices)
@@ -252,27 +231,33 @@ def _stream(args: argparse.Namespace, source: Source, writer: Writer | Collectio
 
 
 def process(args: argparse.Namespace) -> int:
-    from vidseg.sources import open_source
+    from vidseg.inputs.sources import open_source
 
     _split_outputs(args)
     _check_flags(args)
+    args.model = args.model or default_model_dir()
+    engine = EngineOptions(args.device, args.hint or "THROUGHPUT", args.nireq, args.stride, args.precision_hint,
+                           args.cpu_streams)
+    overlay = OverlayOptions(args.alpha, args.crf, args.preset)
+    if args.reuse:
+        ReusePolicy(args.reuse_threshold, args.reuse_refresh)  # its one-line error before any work
     # The input is opened first: a wrong camera, URL or file is a one-line error before the model compiles.
     source = open_source(args.input, args.recursive, args.start, args.end, args.reconnect_attempts,
                          exclude=[p for p in (args.output, args.labels) if p is not None])
     try:
-        writer: Writer | CollectionWriter
-        if isinstance(source, CollectionSource):
-            writer = plan_collection(args, source)
-        else:
-            writer = plan_outputs(args, source.kind, None if source.live else Path(args.input))
-        if args.streams and source.kind not in ("video", "stream", "camera"):
+        writer = plan_outputs(args, source, overlay)
+        if args.network and source.kind not in ("video", "stream", "camera"):
             raise VidsegError(f"-o URL streams the overlay of one video, camera or stream, not of {source.kind}")
-        stream = _stream(args, source, writer)
-        live = _live_outputs(args)
+        if args.hint is None and source.live:
+            engine = replace(engine, performance="LATENCY")
+        sinks: list[Sink] = [writer]
+        sinks += _live_sinks(args, overlay)
+        skip = writer.done if args.resume and source.kind in ("images", "collection") else None
+        stream = _stream(args, source, engine, loop.overlay_alpha(sinks), skip)
     except BaseException:
         source.close()
         raise
-    summary = write_all(stream, writer, args.quiet, live)
+    summary = loop.run(stream, sinks, progress=not args.quiet, signals=True)
     if summary.stream_note:  # a warning: printed even with --quiet
         print(f"vidseg: {summary.stream_note}", file=sys.stderr)
     if args.summary is not None:
@@ -291,72 +276,13 @@ def process(args: argparse.Namespace) -> int:
     return EXIT_SKIPPED if summary.skipped else EXIT_OK
 
 
-class LiveOutput(Protocol):
-    """What watches a run without holding it back: the preview, a stream output."""
-
-    def publish(self, frame: FrameResult) -> None: ...
-
-    def close(self) -> None: ...
-
-    def report(self) -> dict[str, Any]: ...
-
-
-def write_all(stream: FrameStream, writer: Writer | CollectionWriter, quiet: bool,
-              live: Sequence[LiveOutput] = ()) -> Summary:
-    """Every frame of the stream through the writer (and offered to the live outputs), with a progress bar
-    (and the file being written, for collections). Ctrl-C or SIGTERM stops intake and lets the frames in
-    flight be written (exit 130); a second one drops them."""
-
-    def on_signal(signum: int, _frame: object) -> None:
-        stream.stop(now=stream.stopping)
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    progress = tqdm(total=stream.frame_count, unit="frame", disable=True if quiet else None, leave=False)
-    try:
-        with stream:
-            try:
-                current = None
-                for frame in stream:
-                    t0 = time.thread_time()
-                    writer.write(frame)
-                    stream.summary.add_time("write", time.thread_time() - t0)
-                    for output in live:
-                        output.publish(frame)
-                    if frame.input != current and stream.input_count:
-                        current = frame.input
-                        progress.set_postfix_str(f"file {len(stream.summary.inputs)}/{stream.input_count}: "
-                                                 f"{current}")
-                    progress.update(1)
-            except BaseException:
-                writer.close(complete=False)
-                raise
-            writer.close(complete=not stream.summary.interrupted)
-    finally:
-        progress.close()
-        for output in live:
-            output.close()
-        stream.summary.live_outputs = [output.report() for output in live]
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        stream.summary.audio_skipped = writer.audio_skipped
-    return stream.summary
-
-
 def plot_stats(args: argparse.Namespace) -> int:
     from vidseg import plot
 
     if args.top < 1:
         raise VidsegError(f"--top must be at least 1, got {args.top}")
     timeline = plot.read_stats(args.stats, args.input)
-    if args.classes is not None:
-        colors = plot.class_colors(args.classes)
-    else:
-        import openvino as ov
-
-        from vidseg.modeldir import read_model
-
-        _, meta = read_model(args.model, ov.Core())
-        colors = dict(zip(meta.class_names, meta.class_colors, strict=True))
+    colors = plot.class_colors(args.classes or args.stats.parent / "labels.json", timeline.names)
     print(f"wrote {plot.plot(timeline, colors, args.output, args.top)}")
     return EXIT_OK
 
@@ -364,7 +290,7 @@ def plot_stats(args: argparse.Namespace) -> int:
 def info(args: argparse.Namespace) -> int:
     import openvino as ov
 
-    from vidseg.modeldir import read_model
+    from vidseg.model.modeldir import read_model
 
     core = ov.Core()
     print(f"vidseg {vidseg.__version__}, OpenVINO {ov.get_version()}")
@@ -376,9 +302,11 @@ def info(args: argparse.Namespace) -> int:
             print(f"  OpenVINO capabilities: {' '.join(core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}")
             for line in here.lines():
                 print(f"  {line}")
-    if not (args.model / "model.xml").exists() and args.model == DEFAULT_MODEL_DIR:
-        print(f"model: none at {args.model} (run 'vidseg convert', or pass --model DIR)")
-        return EXIT_OK
+    if args.model is None:
+        args.model = default_model_dir()
+        if not (args.model / "model.xml").exists():
+            print(f"model: none at {args.model} (run 'vidseg convert', or pass --model DIR)")
+            return EXIT_OK
     model, meta = read_model(args.model, core)
     print(f"model {args.model}: {meta.name} ({meta.dataset}, {meta.n_classes} classes), {meta.precision}")
     print(f"  input {model.inputs[0].get_partial_shape()} u8 NHWC BGR, output {model.outputs[0].get_partial_shape()}")

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from vidseg.errors import InputError, VidsegError
-from vidseg.sinks import atomic_path
+from vidseg.model.classes import colors_by_name
+from vidseg.outputs.files import atomic_path
 
 OTHER_COLOR = (0.75, 0.75, 0.75)
 FORMATS = {".png": "png", ".svg": "svg"}
@@ -115,8 +116,11 @@ def short(name: str) -> str:
     return name.split(",")[0]
 
 
-def class_colors(labels_json: Path) -> dict[str, tuple[int, int, int]]:
-    """The class table ``vidseg process --labels`` writes beside the PNGs: name -> RGB."""
+def class_colors(labels_json: Path, names: list[str]) -> dict[str, tuple[int, int, int]]:
+    """Colours for the classes a stats file names: from the class table ``vidseg process --labels`` writes
+    (``labels.json``) when there is one, else from the dataset table that knows those names."""
+    if not labels_json.exists():
+        return colors_by_name(names)
     try:
         table = json.loads(labels_json.read_text())
         return {c["name"]: tuple(c["color"]) for c in table}  # type: ignore[misc]

@@ -14,15 +14,20 @@ from typing import Any
 import numpy as np
 
 from vidseg.errors import VidsegError
+from vidseg.outputs.files import write_label_png
 from vidseg.render import Palette
-from vidseg.sinks import write_label_png
+
+
+def class_shares(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Share of the pixels each class id covers, (n_classes,) float64: the one count every output uses."""
+    return np.bincount(labels.ravel(), minlength=n_classes) / max(1, labels.size)
 
 
 def class_fractions(labels: np.ndarray, class_names: tuple[str, ...] | list[str]) -> dict[str, float]:
     """Share of the pixels each present class covers, largest first (6 decimals, as ``--stats`` writes)."""
-    counts = np.bincount(labels.ravel(), minlength=len(class_names))
-    order = np.argsort(-counts, kind="stable")
-    return {class_names[i]: round(float(counts[i]) / labels.size, 6) for i in order if counts[i]}
+    shares = class_shares(labels, len(class_names))
+    order = np.argsort(-shares, kind="stable")
+    return {class_names[i]: round(float(shares[i]), 6) for i in order if shares[i]}
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
