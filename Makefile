@@ -1,6 +1,8 @@
 # vidseg: two commands from a fresh clone.
-#   make demo   install, get and convert the default model, make sample media, segment the sample clip
-#   make test   the offline test suite
+#   make demo       install, get and convert the default model, make sample media, segment the sample clip
+#   make test       the offline test suite (what CI runs)
+#   make test-fast  the in-process unit tests, a few seconds to a minute
+#   make bench      throughput and quality figures of this machine (bench/results.json)
 # Offline: CHECKPOINT=/path/to/checkpoint.pth (variant.yml beside it) replaces the download.
 
 PYTHON ?= python3
@@ -12,7 +14,7 @@ CONVERT_SOURCE = $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
 MEDIA := samples/media
 BENCH_CKPT := bench/work/proxy_checkpoint/seg_tiny_mask/checkpoint.pth
 
-.PHONY: install convert convert-int8 samples demo test bench clean
+.PHONY: install convert convert-int8 samples demo test test-fast wheel bench clean
 
 install: $(BIN)/vidseg
 
@@ -47,6 +49,13 @@ demo: convert samples
 test: install
 	$(BIN)/python -m pytest -q
 
+test-fast: install
+	$(BIN)/python -m pytest -q -m fast
+
+# The installable package, as users get it: dist/vidseg-*.whl
+wheel: install
+	$(BIN)/python -m build --wheel --outdir dist .
+
 # Benchmarks use the models in models/ if present. On a machine without the published weights they are
 # converted from the trained proxy checkpoint (convert/proxy.py, a few minutes on CPU, built once): the
 # speed is real, the labels are a stand-in (colour regions named as ADE20K classes), not ADE20K.
@@ -63,4 +72,4 @@ bench: install samples
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf out bench/work bench/results.json $(MEDIA)/*.mp4 $(MEDIA)/images
+	rm -rf out dist bench/work bench/results.json $(MEDIA)/*.mp4 $(MEDIA)/images

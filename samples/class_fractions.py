@@ -1,6 +1,6 @@
 """How much of a video each class covers: mean and peak share of the frame, over every frame.
 
-    python samples/class_fractions.py input.mp4 [--model models/seg_tiny_mask] [--device AUTO] [--top 15]
+    python samples/class_fractions.py input.mp4 [--model DIR] [--device AUTO] [--top 15]
 
 An example of vidseg's Python API: one Segmenter, one stream, per-frame fractions, a table at the end.
 """
@@ -17,7 +17,7 @@ import vidseg
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("input", help="video, folder of images, camera index or stream URL")
-    parser.add_argument("--model", default="models/seg_tiny_mask")
+    parser.add_argument("--model", help="model directory (default: the one vidseg process uses)")
     parser.add_argument("--device", default="AUTO")
     parser.add_argument("--max-frames", type=int)
     parser.add_argument("--top", type=int, default=15, help="classes to list (default 15)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,6 +31,28 @@ from oracle import build_oracle  # noqa: E402
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep OpenVINO's compile cache and downloads out of the user's home."""
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
+def one_line_error(result: subprocess.CompletedProcess, code: int, fragment: str) -> None:
+    """The run failed as users should see it: exit ``code``, one line on stderr naming the problem."""
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert fragment in lines[0], lines[0]
+
+
+def start_vidseg(*args: object) -> subprocess.Popen:
+    """The real command line in the background, for tests that signal it or watch it work."""
+    return subprocess.Popen([sys.executable, "-m", "vidseg", *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, timeout: float = 120) -> None:
+    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 def run_vidseg(*args: object, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:

@@ -17,8 +17,7 @@ from pathlib import Path
 import av
 import cv2
 import pytest
-from conftest import ROOT, encode_video, ffmpeg, run_vidseg
-from test_reliability import _start, _wait_for, one_line_error
+from conftest import ROOT, encode_video, ffmpeg, one_line_error, run_vidseg, start_vidseg, wait_for
 
 from vidseg.runs.cluster.units import keyframe_boundaries
 
@@ -119,16 +118,16 @@ def test_ray_local_writes_what_a_local_run_writes(tmp_path: Path, archive: Path,
 
 def test_a_worker_killed_mid_task_is_retried(tmp_path: Path, archive: Path, tiny_model: Path, local_run: Path,
                                              cluster: str) -> None:
-    proc = _start(*run_args(archive, tiny_model, tmp_path), "--ray", cluster, "--segment-frames", SEGMENT_FRAMES)
+    proc = start_vidseg(*run_args(archive, tiny_model, tmp_path), "--ray", cluster, "--segment-frames", SEGMENT_FRAMES)
     labels = tmp_path / "labels" / "phone" / "rot"
-    _wait_for(lambda: (labels / "000000.png").exists() or proc.poll() is not None, timeout=300)
+    wait_for(lambda: (labels / "000000.png").exists() or proc.poll() is not None, timeout=300)
     busy: list[str] = []
 
     def find_busy_worker() -> bool:
         busy[:] = subprocess.run(["pgrep", "-f", "ray::run_task"], capture_output=True, text=True).stdout.split()
         return bool(busy) or proc.poll() is not None
 
-    _wait_for(find_busy_worker, timeout=60)
+    wait_for(find_busy_worker, timeout=60)
     assert busy, "the run ended before a worker could be killed"
     os.kill(int(busy[0]), signal.SIGKILL)  # busy: it dies with a unit half done, which must run again
     _, stderr = proc.communicate(timeout=600)
@@ -147,8 +146,8 @@ def test_driver_interrupt_then_resume_completes_the_collection(tmp_path: Path, a
     args.remove("--stats")
     args.remove(tmp_path / "stats.jsonl")
     first = tmp_path / "overlays" / "phone" / "rot.mp4"
-    proc = _start(*args)
-    _wait_for(lambda: first.exists() or proc.poll() is not None, timeout=300)
+    proc = start_vidseg(*args)
+    wait_for(lambda: first.exists() or proc.poll() is not None, timeout=300)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr

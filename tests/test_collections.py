@@ -10,9 +10,8 @@ from pathlib import Path
 import av
 import cv2
 import pytest
-from conftest import encode_video, ffmpeg, probe_frames, run_vidseg
+from conftest import encode_video, ffmpeg, one_line_error, probe_frames, run_vidseg, start_vidseg, wait_for
 from PIL import Image
-from test_reliability import _start, _wait_for, one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +147,8 @@ def test_stopped_collection_leaves_only_finished_videos_and_resumes(tmp_path: Pa
                                                                     three_clips: Path, stop: str) -> None:
     out, labels = tmp_path / "out", tmp_path / "labels"
     args = ["process", three_clips, "--model", tiny_model, "-o", out, "--labels", labels, "--quiet"]
-    proc = _start(*args)
-    _wait_for(lambda: (out / "v0.mp4").exists() or proc.poll() is not None)
+    proc = start_vidseg(*args)
+    wait_for(lambda: (out / "v0.mp4").exists() or proc.poll() is not None)
     if stop == "SIGKILL":
         proc.kill()  # no chance to clean up
     else:

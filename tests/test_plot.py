@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import encode_video, run_vidseg
+from conftest import encode_video, one_line_error, run_vidseg
 from oracle import PALETTE_BGR, paint
 from PIL import Image
-from test_reliability import one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +43,25 @@ def test_timeline_png_shows_each_class_in_its_colour(tmp_path: Path, run: Path) 
     assert colour_share(out, PALETTE_BGR[4]) < 0.001  # magenta never occurs in the clip
 
 
-def test_timeline_svg_names_classes_and_shares(tmp_path: Path, run: Path, oracle_model: Path) -> None:
+def test_timeline_svg_names_classes_and_shares_from_the_stats_alone(tmp_path: Path, run: Path) -> None:
+    """No model and no class table: the stats name their classes."""
+    stats = tmp_path / "stats.jsonl"
+    stats.write_text((run / "stats.jsonl").read_text())
     out = tmp_path / "timeline.svg"
-    result = run_vidseg("plot", run / "stats.jsonl", "-o", out, "--model", oracle_model)
+    result = run_vidseg("plot", stats, "-o", out, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     svg = out.read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
     assert "red (50%)" in svg and "green (25%)" in svg and "blue (25%)" in svg and "time (s)" in svg
+
+
+def test_labels_json_beside_the_stats_gives_the_colours(tmp_path: Path, run: Path) -> None:
+    (tmp_path / "stats.jsonl").write_text((run / "stats.jsonl").read_text())
+    (tmp_path / "labels.json").write_text((run / "labels" / "labels.json").read_text())
+    out = tmp_path / "timeline.png"
+    result = run_vidseg("plot", tmp_path / "stats.jsonl", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert colour_share(out, PALETTE_BGR[0]) > 0.05 and colour_share(out, PALETTE_BGR[1]) > 0.02
 
 
 def test_stats_alone_are_an_output(tmp_path: Path, run: Path, oracle_model: Path) -> None:
@@ -65,11 +76,17 @@ def test_stats_alone_are_an_output(tmp_path: Path, run: Path, oracle_model: Path
 
 def test_collection_stats_pick_an_input_and_bad_files_are_one_line_errors(tmp_path: Path, run: Path) -> None:
     lines = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    all_red = [{**r, "classes": {"red": 1.0}} for r in lines]
     mixed = tmp_path / "collection.jsonl"
-    mixed.write_text("".join(json.dumps({**r, "input": name}) + "\n" for name in ("a.mp4", "b.mp4") for r in lines))
+    mixed.write_text("".join(json.dumps({**r, "input": "a.mp4"}) + "\n" for r in lines)
+                     + "".join(json.dumps({**r, "input": "b.mp4"}) + "\n" for r in all_red))
     classes = run / "labels" / "labels.json"
-    result = run_vidseg("plot", mixed, "-o", tmp_path / "b.png", "--classes", classes, "--input", "b.mp4")
-    assert result.returncode == 0, result.stderr
+    for name, legend in (("a.mp4", "red (50%)"), ("b.mp4", "red (100%)")):
+        result = run_vidseg("plot", mixed, "-o", tmp_path / f"{name}.svg", "--classes", classes, "--input", name)
+        assert result.returncode == 0, result.stderr
+        svg = (tmp_path / f"{name}.svg").read_text()
+        assert legend in svg and f"collection.jsonl: {name}" in svg
+    assert "green" not in (tmp_path / "b.mp4.svg").read_text()
     one_line_error(run_vidseg("plot", mixed, "-o", tmp_path / "c.png", "--classes", classes, "--input", "c.mp4"),
                    2, "no input 'c.mp4'")
     (tmp_path / "bad.jsonl").write_text('{"frame": 0, "classes": {"red": 1.0}}\nnot json\n')

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from browser import CHROMIUM, Browser
+from conftest import start_vidseg, wait_for
 from PIL import Image
-from test_reliability import _start, _wait_for
 
 # CI installs chromium (.ci/run) and must run these; elsewhere they need Debian's chromium package.
 pytestmark = pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI") != "true",
@@ -42,7 +42,7 @@ def live_run(tmp_path: Path, tiny_model: Path, media: Path):
     """A long real clip being segmented with the preview on (stopped with Ctrl-C by the test)."""
     port = free_port()
     labels = tmp_path / "labels"
-    proc = _start("process", media / "vtest.avi", "--model", tiny_model, "--labels", labels,
+    proc = start_vidseg("process", media / "vtest.avi", "--model", tiny_model, "--labels", labels,
                   "--preview", f"127.0.0.1:{port}", "--quiet")
     url = f"http://127.0.0.1:{port}/"
 
@@ -53,7 +53,7 @@ def live_run(tmp_path: Path, tiny_model: Path, media: Path):
         except OSError:
             return False
 
-    _wait_for(serving, timeout=300)
+    wait_for(serving, timeout=300)
     yield proc, url, labels
     if proc.poll() is None:
         proc.kill()
@@ -75,7 +75,7 @@ def test_the_page_shows_the_run_live_in_a_browser(tmp_path: Path, live_run) -> N
             shown.update(json.loads(found) if found else {})
             return bool(found) and shown["seq"] is not None and shown["frame"] is not None and bool(shown["names"])
 
-        _wait_for(legend_filled, timeout=120)  # video frames arrived and the legend describes one
+        wait_for(legend_filled, timeout=120)  # video frames arrived and the legend describes one
         # The legend lists exactly the classes covering >= 0.5% of that frame, as its label PNG says.
         table = {c["id"]: c["name"] for c in json.loads((labels / "labels.json").read_text())}
         frame = np.asarray(Image.open(labels / f"{int(shown['frame']):06d}.png"))
@@ -108,5 +108,5 @@ def test_the_server_refuses_what_it_does_not_serve(live_run) -> None:
     status, jpeg = get(url + "frame.jpg?after=-1")
     assert status == 200 and jpeg[:2] == b"\xff\xd8"
     before = json.loads(get(url + "state.json")[1])["frame"]
-    _wait_for(lambda: json.loads(get(url + "state.json")[1])["frame"] > before, timeout=120)  # still running
+    wait_for(lambda: json.loads(get(url + "state.json")[1])["frame"] > before, timeout=120)  # still running
     assert proc.poll() is None

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,16 +12,9 @@ import cv2
 import numpy as np
 import psutil
 import pytest
-from conftest import ROOT, encode_video, ffmpeg, probe_frames, run_vidseg
+from conftest import encode_video, ffmpeg, one_line_error, probe_frames, run_vidseg, start_vidseg, wait_for
 from oracle import interior, paint
 from PIL import Image
-
-
-def one_line_error(result: subprocess.CompletedProcess, code: int, fragment: str) -> None:
-    assert result.returncode == code, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -171,23 +162,11 @@ def test_decode_errors_mid_video_are_skipped_and_counted(tmp_path: Path, oracle_
     assert len(probe_frames(tmp_path / "out.mp4")[0]) == summary["frames_out"]
 
 
-def _start(*args: object) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "vidseg", *map(str, args)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(predicate, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_leaves_a_playable_video(tmp_path: Path, tiny_model: Path, media: Path, sig: int) -> None:
     out, labels = tmp_path / "out.mp4", tmp_path / "labels"
-    proc = _start("process", media / "vtest.avi", "--model", tiny_model, "-o", out, "--labels", labels, "--quiet")
-    _wait_for(lambda: len(list(labels.glob("0*.png"))) >= 4 or proc.poll() is not None)
+    proc = start_vidseg("process", media / "vtest.avi", "--model", tiny_model, "-o", out, "--labels", labels, "--quiet")
+    wait_for(lambda: len(list(labels.glob("0*.png"))) >= 4 or proc.poll() is not None)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
@@ -206,8 +185,8 @@ def test_resume_finishes_a_killed_batch(tmp_path: Path, tiny_model: Path, media:
     for i in range(24):
         cv2.imwrite(str(folder / f"p{i:02d}.jpg"), photo[i * 10: i * 10 + 480, i * 15: i * 15 + 640])
     labels = tmp_path / "labels"
-    proc = _start("process", folder, "--model", tiny_model, "--labels", labels, "--quiet")
-    _wait_for(lambda: len(list(labels.glob("p*.png"))) >= 5 or proc.poll() is not None)
+    proc = start_vidseg("process", folder, "--model", tiny_model, "--labels", labels, "--quiet")
+    wait_for(lambda: len(list(labels.glob("p*.png"))) >= 5 or proc.poll() is not None)
     proc.kill()  # no chance to clean up: only atomic writes keep the outputs trustworthy
     proc.wait()
     done_before = {p.name for p in labels.glob("p*.png")}
@@ -226,7 +205,7 @@ def test_memory_stays_flat_over_thousands_of_frames(tmp_path: Path, oracle_model
     n = 3000
     frames = [paint(np.full((48, 64), i % 8, np.uint8)) for i in range(n)]
     src = encode_video(tmp_path / "long.mp4", frames, crf=30)
-    proc = _start("process", src, "--model", oracle_model, "-o", tmp_path / "out.mp4", "--stats",
+    proc = start_vidseg("process", src, "--model", oracle_model, "-o", tmp_path / "out.mp4", "--stats",
                   tmp_path / "stats.jsonl", "--quiet")
     ps = psutil.Process(proc.pid)
     samples = []

@@ -9,6 +9,8 @@ import pytest
 from vidseg.model.protocol import frame_geometry, rescaled_size, window_starts
 from vidseg.model.stitch import Stitcher
 
+pytestmark = pytest.mark.fast
+
 
 def brute_force(logits: np.ndarray, geo) -> np.ndarray:
     """Upsample each window, average on a canvas, resize every class to the frame: (C, H, W) float64."""

@@ -12,8 +12,7 @@ from pathlib import Path
 import av
 import pytest
 from av.video.frame import PictureType
-from conftest import probe_frames, run_vidseg
-from test_reliability import _start, _wait_for, one_line_error
+from conftest import one_line_error, probe_frames, run_vidseg, start_vidseg, wait_for
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -63,17 +62,17 @@ def test_rtmp_receiver_restart_is_survived(tmp_path: Path, tiny_model: Path, med
     port = free_port()
     first, second = tmp_path / "first.ts", tmp_path / "second.ts"
     receiver = rtmp_receiver(port, first)
-    proc = _start("process", media / "vtest.avi", "--model", tiny_model, "-o", f"rtmp://127.0.0.1:{port}/live/cam",
+    proc = start_vidseg("process", media / "vtest.avi", "--model", tiny_model, "-o", f"rtmp://127.0.0.1:{port}/live/cam",
                   "--quiet")
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
-    _wait_for(lambda: first.exists() and first.stat().st_size > 150_000 or proc.poll() is not None, timeout=300)
+    wait_for(lambda: first.exists() and first.stat().st_size > 150_000 or proc.poll() is not None, timeout=300)
     receiver.kill()  # the receiver goes away mid-stream
     receiver.wait()
-    _wait_for(lambda: any("retrying" in ln for ln in lines) or proc.poll() is not None, timeout=120)
+    wait_for(lambda: any("retrying" in ln for ln in lines) or proc.poll() is not None, timeout=120)
     receiver = rtmp_receiver(port, second)  # and comes back on the same address
-    _wait_for(lambda: second.exists() and second.stat().st_size > 150_000 or proc.poll() is not None, timeout=300)
+    wait_for(lambda: second.exists() and second.stat().st_size > 150_000 or proc.poll() is not None, timeout=300)
     assert proc.poll() is None, "".join(lines)  # the run went on throughout
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=300)

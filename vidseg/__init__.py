@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # OpenVINO's pip package reports every `import openvino` to Google Analytics unless the user has opted out
 # (openvino_telemetry, loaded by its model converter; NNCF uses it too): a client ID in ~/intel and a forked
-# process per run, which exit waits for (0.15 s offline on the AVX2 host; its code allows 3 s). vidseg
+# process per run, which exit waits for (its code allows 3 s). vidseg
 # touches no network at run time, so OpenVINO and NNCF get the stub they fall back to without the package.
 sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[assignment]
 

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "with AVX512_BF16/AMX but labels drift)")
     p.add_argument("--cpu-streams", type=int, default=0,
                    help="CPU inference streams (default 0: OpenVINO's choice, each stream checked; "
-                        "see README: Devices)")
+                        "see docs/cli.md: Devices and precision)")
     p.add_argument("--crf", type=int, default=20, help="overlay video quality, x264 CRF 0..51 (default 20)")
     p.add_argument("--preset", default="overlay", choices=PRESETS,
                    help="x264 speed/size trade-off (default overlay: ultrafast with CABAC, B-frames, deblocking; "
@@ -94,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary screen")
     p.add_argument("--preview", nargs="?", const=DEFAULT_ADDRESS, metavar="HOST:PORT",
                    help=f"watch the run in a web browser (default {DEFAULT_ADDRESS}; binding to another address "
-                        "exposes the video to that network, see README: Live preview)")
-    ru = p.add_argument_group("reuse between frames (an approximation; see README: Reuse between frames)")
+                        "exposes the video to that network, see docs/live.md)")
+    ru = p.add_argument_group("reuse between frames (an approximation; see docs/reuse.md)")
     ru.add_argument("--reuse", action="store_true",
                     help="video: recompute only the patches that changed since they were last computed")
     ru.add_argument("--reuse-threshold", type=float, default=ReusePolicy.threshold, metavar="LEVELS",
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                          f"(default {ReusePolicy.threshold:g}; lower is closer to exact, slower)")
     ru.add_argument("--reuse-refresh", type=int, default=ReusePolicy.refresh, metavar="FRAMES",
                     help=f"recompute every frame in full at least this often (default {ReusePolicy.refresh})")
-    r = p.add_argument_group("cluster (the [ray] extra; see README: Collections and clusters)")
+    r = p.add_argument_group("cluster (the [ray] extra; see docs/cluster.md)")
     r.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
                    help="run inference on a Ray cluster: its address (host:port), none for the cluster 'ray "
                         "start' made on this machine, or 'local' for a new one-machine cluster")

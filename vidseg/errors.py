@@ -1,4 +1,4 @@
-"""The exceptions users see, and the exit codes the README documents.
+"""The exceptions users see, and the exit codes docs/cli.md documents.
 
 Everything a user can get wrong (paths, media, flags, models, arrays) is raised as a ``VidsegError`` with a
 message that names the problem; ``cli.main`` prints it as one line. The subclasses let Python callers tell

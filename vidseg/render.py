@@ -14,7 +14,7 @@ class Palette:
         self._lut = np.ascontiguousarray(rgb[:, ::-1]).reshape(256, 1, 3)  # BGR
 
     def colorize(self, labels: np.ndarray) -> np.ndarray:
-        # One channel in, three out: 0.9 ms at 1080p where cv2.LUT on a three-channel copy takes 3.5.
+        # One channel in, three out: several times cheaper than cv2.LUT on a three-channel copy.
         return cv2.applyColorMap(labels, self._lut)
 
     def overlay(self, frame: np.ndarray, labels: np.ndarray, alpha: float) -> np.ndarray:

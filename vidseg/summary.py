@@ -112,7 +112,7 @@ class Summary:
             lines.append(f"live: {self.dropped} frames dropped to keep up, {self.gaps} reconnections")
         if self.approximate_blocks:
             lines.append(f"labels: {self.approximate_blocks} pixel blocks had more live classes than the stitcher "
-                         "evaluates; their labels are the best of those (see README: How it works)")
+                         "evaluates; their labels are the best of those (see docs/design.md: The stitcher)")
         if self.audio_skipped:
             lines.append(f"audio: not copied ({self.audio_skipped})")
         for f in self.failures:

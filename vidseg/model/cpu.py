@@ -3,7 +3,7 @@
 INT8 pays off only where the CPU has 8-bit dot-product instructions (AVX-512 VNNI, AVX-VNNI, AMX): without
 them OpenVINO emulates them and INT8 ran at 0.59x and 0.77x of FP32 on two AVX2-only AMD EPYC machines
 (SEGMENTER.md), while an AVX-512 VNNI machine ran it at ~1.8x. bfloat16 arithmetic is fast with
-AVX512_BF16 or AMX, and moves labels away from upstream's (see README: Devices and precision).
+AVX512_BF16 or AMX, and moves labels away from upstream's (docs/cli.md: Devices and precision).
 """
 
 from __future__ import annotations

@@ -109,14 +109,14 @@ class Engine:
                 failed += 1
                 if failed == STREAM_CHECK_COMPILES:
                     self.stream_note = (f"{failed} compiles with {used} CPU streams each had a stream computing "
-                                        "different logits (an OpenVINO fault, see README: Devices); using one")
+                                        "different logits (an OpenVINO fault, see docs/cli.md: Devices and precision); using one")
                     self.cpu_streams = 1
 
     def first_logits(self, window: np.ndarray) -> np.ndarray | None:
         """The check of the model's CPU streams, made on the first u8 window the engine runs instead of
         on random pixels when it compiled: that window goes through every stream and, when they agree, its
-        logits are returned for the caller to use, so the check costs one window (0.42 CPU s on the AVX2
-        host) rather than one per stream. None for every later window, and when a stream disagreed: the
+        logits are returned for the caller to use, so the check costs one window rather than one per
+        stream. None for every later window, and when a stream disagreed: the
         model has then been compiled again as ``compile`` does, and the caller runs the window on it.
         Callers ask before they take ``compiled``; one that comes while the check runs waits for it."""
         if not self._streams_to_check or window.dtype != np.uint8:
@@ -257,7 +257,7 @@ def identical(outputs: list[np.ndarray]) -> bool:
 def stream_outputs(compiled: ov.CompiledModel, streams: int, inputs: dict[Any, np.ndarray]) -> list[np.ndarray]:
     """The first output of ``inputs`` run once on every stream. Requests are not tied to streams: an idle
     stream takes the next request waiting, so one request per stream, all started together, puts the
-    input through every stream once (two windows at once: 0.47 s for Seg-T on the AVX2 host's two cores)."""
+    input through every stream once, in about the time of one window per core."""
     queue = ov.AsyncInferQueue(compiled, streams)
     for _ in range(streams):
         queue.start_async(inputs)

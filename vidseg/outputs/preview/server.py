@@ -239,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _host_allowed(self, preview: Preview) -> bool:
         if preview.host not in LOOPBACK:
-            return True  # bound elsewhere on purpose (see the README's note)
+            return True  # bound elsewhere on purpose (see the security note in docs/live.md)
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
         return host in LOOPBACK
 

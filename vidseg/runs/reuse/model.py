@@ -1,9 +1,8 @@
 """The token-reuse IR on OpenVINO: compiled once, with a bounded token axis, one state per window position.
 
-A selection runs at its own token count. Measured with OpenVINO 2026.4's CPU plugin, a bounded dynamic
-axis with the count changing every run costs no more than static shapes do (46 ms against 49 ms for
-selections of 60-400 tokens, where static shapes need padding to a compiled size) and takes one compiled
-model's memory instead of one per size.
+A selection runs at its own token count: on OpenVINO 2026.4's CPU plugin a bounded dynamic axis with the
+count changing every run costs no more than static shapes do (which need padding to a compiled size;
+docs/performance.md has the figures) and takes one compiled model's memory instead of one per size.
 
 A window's run depends on its previous run, so each window position owns two sets of state buffers: a run
 reads set A and writes set B, the next one reads B and writes A. The buffers are shared with OpenVINO (no

@@ -35,10 +35,8 @@ AVERAGED = 8  # pixels per side averaged before change is measured: 2x2 cells pe
 def summary(window: np.ndarray, patch: int) -> np.ndarray:
     """What change is measured on: the window's 8x8-pixel block means (float32; INTER_AREA at an integer
     factor is the exact block mean, taken in two steps). Sensor and compression noise mostly averages out
-    while anything several pixels across still shows. Measured on the proxy model, 200 frames of
-    vtest.avi: threshold 1 on these needs 12.8% of tokens for 99.14% of pixels agreeing with the exact
-    labels (worst frame 98.35%), where threshold 1.5 on raw pixels needed 18.1% for 99.24% (98.39%). The
-    default 0.8 (14.9%, 99.29%, 98.60%) keeps every frame of a 3180-frame vtest loop at 98% or more."""
+    while anything several pixels across still shows: for the same agreement with the exact labels, block
+    means need fewer tokens recomputed than raw pixels do (docs/reuse.md has the figures)."""
     f = _block(patch)
     h, w = window.shape[:2]
     half = max(f // 2, 1)  # the u8 step first (OpenCV's fast path), then in float: no rounding at the end
