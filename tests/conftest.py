@@ -28,9 +28,10 @@ from oracle import build_oracle  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Keep OpenVINO's compile cache and downloads out of the user's home."""
+def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep OpenVINO's compile cache, downloads and default models out of the user's home."""
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    os.environ["VIDSEG_HOME"] = str(tmp_path_factory.mktemp("vidseg-home"))
 
 
 def one_line_error(result: subprocess.CompletedProcess, code: int, fragment: str) -> None:

@@ -6,7 +6,7 @@ hands each frame to a ``Writer``), so results here are the ones ``vidseg process
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,10 @@ from vidseg.model.modeldir import ModelInfo
 from vidseg.model.options import EngineOptions
 from vidseg.outputs.sink import Sink
 from vidseg.render import Palette
-from vidseg.result import Result
+from vidseg.result import FrameResult, Result
 from vidseg.runs import loop
 from vidseg.runs.local import LocalStream
+from vidseg.runs.multi import Scheduler, merged
 from vidseg.runs.reuse import ReusePolicy
 from vidseg.runs.stream import Stream
 from vidseg.summary import Summary
@@ -123,7 +124,8 @@ class Segmenter:
     def stream(self, source: str | Path | int | Iterable[np.ndarray] | Source, *, rgb: bool = False,
                recursive: bool = False, start: float | None = None, end: float | None = None,
                max_frames: int | None = None, overlay_alpha: float | None = None, reconnect_attempts: int = 5,
-               skip: Callable[[Path], bool] | None = None, reuse: ReusePolicy | None = None) -> Stream:
+               skip: Callable[[Path], bool] | None = None, reuse: ReusePolicy | None = None,
+               fps: float | None = None, scheduler: Scheduler | None = None) -> Stream:
         """Segmented frames of any input the command line takes, in order, pipelined.
 
         ``source``: a video file, an image, a folder (``recursive`` for subfolders), a glob, a camera index,
@@ -132,8 +134,10 @@ class Segmenter:
         own thread (``frame.overlay()`` is then free). ``skip(name)`` true for an image in a folder means
         its outputs exist: it is not read (``--resume``). ``reuse`` turns on reuse between frames (an
         approximation, see ``vidseg.runs.reuse``; uses the token-reuse IR ``vidseg convert`` writes).
-        Unreadable images in a folder are skipped and listed in ``stream.summary.failures``; a stage's
-        error is raised in the loop.
+        ``fps`` samples the input: frames closer in time than 1/fps to the last one kept are left out
+        (counted in ``summary.sampled_out``). ``scheduler`` (from ``scheduler()``) shares the model with
+        other streams fairly, as ``streams()`` and ``vidseg serve`` do. Unreadable images in a folder are
+        skipped and listed in ``stream.summary.failures``; a stage's error is raised in the loop.
 
         >>> for frame in seg.stream(video_path, max_frames=3):
         ...     share = frame.fractions()
@@ -148,11 +152,43 @@ class Segmenter:
         src = _open(source, rgb, recursive, start, end, reconnect_attempts)
         if skip is not None:
             src.skip = skip
+        shared = {"sample_fps": fps, "scheduler": scheduler}
         if reuse is not None:
             from vidseg.runs.reuse.stream import ReuseStream
 
-            return ReuseStream(engine, src, self.palette, reuse, max_frames, overlay_alpha)
-        return LocalStream(engine, src, self.palette, max_frames, overlay_alpha)
+            return ReuseStream(engine, src, self.palette, reuse, max_frames, overlay_alpha, **shared)
+        return LocalStream(engine, src, self.palette, max_frames, overlay_alpha, **shared)
+
+    def scheduler(self) -> Scheduler:
+        """A scheduler that shares this model's requests fairly between the streams given it (``stream(...,
+        scheduler=...)``); ``close()`` it when they are done."""
+        return Scheduler(self._live())
+
+    def streams(self, sources: Mapping[str, str | int | Source], *, fps: float | None = None,
+                reuse: ReusePolicy | None = None, overlay_alpha: float | None = None
+                ) -> Iterator[tuple[str, FrameResult]]:
+        """Many live sources at once on this one model: ``(name, FrameResult)`` as frames are ready, each
+        source's frames in their own order. Each source keeps only its newest waiting frame (older ones are
+        dropped, counted in its summary) and the model is shared fairly between them. Sources are opened
+        first, so a wrong address is an error before anything runs; leaving the loop stops them all.
+
+        >>> for name, frame in seg.streams({"a": video_path, "b": video_path}, fps=5):
+        ...     if frame.index == 2:
+        ...         break
+        >>> name in ("a", "b")
+        True
+        """
+        scheduler = self.scheduler()
+        opened: dict[str, Stream] = {}
+        try:
+            for name, source in sources.items():
+                opened[name] = self.stream(source, fps=fps, reuse=reuse, overlay_alpha=overlay_alpha,
+                                           scheduler=scheduler)
+            yield from merged(opened)
+        finally:
+            for stream in opened.values():
+                stream.close(raise_error=False)
+            scheduler.close()
 
     def process(self, source: str | Path | int | Iterable[np.ndarray] | Source, *sinks: Sink,
                 progress: bool = False, **stream_options: Any) -> Summary:

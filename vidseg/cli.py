@@ -3,6 +3,7 @@ maps errors to exit codes.
 
     vidseg convert [NAME | --checkpoint PTH] [-o DIR] [--int8 --calibration MEDIA]
     vidseg process INPUT [-o OUTPUT] [-o udp://|rtmp://...] [--labels DIR] [--preview] [--ray [ADDRESS]] ...
+    vidseg serve CAMERAS.yml [--listen HOST:PORT]
     vidseg info [--model DIR]
     vidseg plot STATS.jsonl -o timeline.png [--classes labels.json]
 
@@ -111,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--segment-frames", type=int, default=DEFAULT_SEGMENT_FRAMES,
                    help=f"split videos at the first keyframe after this many frames (default {DEFAULT_SEGMENT_FRAMES})")
 
+    sv = sub.add_parser("serve", help="many cameras and streams in one process: dashboard, control API, metrics")
+    sv.add_argument("config", type=Path, help="YAML file of streams (see docs/serve.md)")
+    sv.add_argument("--listen", metavar="HOST:PORT",
+                    help="dashboard and API address (default: the file's listen, else 127.0.0.1:8765; beyond "
+                         "loopback the control API needs the file's token)")
+
     c = sub.add_parser("convert", help="checkpoint -> verified OpenVINO model directory")
     convert_options.add_arguments(c)
 
@@ -143,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             return run(args)
         if args.command == "info":
             return info(args)
+        if args.command == "serve":
+            return serve(args)
         return plot_stats(args)
     except VidsegError as e:
         print(f"vidseg: error: {e}", file=sys.stderr)
@@ -274,6 +283,34 @@ def process(args: argparse.Namespace) -> int:
             why = f": none at or after --start {args.start:g} s"
         raise VidsegError(f"no frames could be segmented from {args.input}{why}")
     return EXIT_SKIPPED if summary.skipped else EXIT_OK
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Runs until SIGTERM or Ctrl-C; SIGHUP re-reads the file and applies only what changed."""
+    import signal
+    import threading
+
+    from vidseg.service import config as service_config
+    from vidseg.service.service import Service, say
+
+    service = Service(service_config.load(args.config), args.listen, args.config)
+    say(f"dashboard and API at {service.url}")
+    stop, reload = threading.Event(), threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())
+    try:
+        while not stop.wait(0.2):
+            if reload.is_set():
+                reload.clear()
+                try:
+                    say(f"reloaded {args.config}: {service.apply(service_config.load(args.config))}")
+                except VidsegError as e:
+                    say(f"reload refused, nothing changed: {e}")
+    finally:
+        say("stopping: closing every recording")
+        service.stop()
+    return EXIT_OK
 
 
 def plot_stats(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -112,6 +113,17 @@ def open_source(spec: str, recursive: bool = False, start: float | None = None, 
         image = read_image(path)  # a lone image that cannot be read is a usage error, not a skipped item
         return ImageSource([path], path.parent, preloaded=image)
     return VideoSource(path, start, end)
+
+
+def live_source(spec: str, on_change: Callable[[str, str | None], None] | None = None) -> Source:
+    """A camera index or stream URL that a long-running service keeps open: nothing is opened here (a
+    camera that is down now may be up in a minute), and a lost source is reopened for as long as it runs."""
+    if spec.isdigit():
+        return CameraSource(int(spec), None, on_change, connect_now=False)
+    if "://" in spec:
+        return NetworkSource(spec, None, on_change, connect_now=False)
+    raise InputError(f"{spec!r} is not a live source: give a stream URL (rtsp://, http://, udp://...) or a "
+                     "camera index")
 
 
 def _media_in(folder: Path, recursive: bool) -> list[Path]:
@@ -388,12 +400,20 @@ class CollectionSource(Source):
 
 
 class _LiveSource(Source):
-    """Reconnects with exponential backoff when the source drops; stamps frames by the wall clock."""
+    """Reconnects with exponential backoff when the source drops; stamps frames by the wall clock.
+
+    ``reconnect_attempts``: failed opens in a row before giving up (None: for as long as the run goes on).
+    ``state`` says where the source is (connecting, live, reconnecting, unreachable, ended) and ``error``
+    why, and ``on_change(state, reason)`` hears each change once."""
 
     live = True
 
-    def __init__(self, reconnect_attempts: int):
+    def __init__(self, reconnect_attempts: int | None,
+                 on_change: Callable[[str, str | None], None] | None = None):
         self.reconnect_attempts = reconnect_attempts
+        self.state, self.error = "connecting", None
+        self._on_change = on_change
+        self._interrupted = threading.Event()
         self._t0: float | None = None
 
     def _stamp(self) -> int:
@@ -419,24 +439,39 @@ class _LiveSource(Source):
     def _is_open(self) -> bool:
         raise NotImplementedError
 
+    def _set(self, state: str, reason: str | None = None) -> None:
+        if state != self.state:
+            self.state, self.error = state, reason
+            if self._on_change is not None:
+                self._on_change(state, reason)
+
+    def interrupt(self) -> None:
+        """Stop waiting: a backoff ends at once and no reconnection follows (the run is stopping)."""
+        self._interrupted.set()
+
     def frames(self) -> Iterator[Frame]:
         index, failures = 0, 0
-        while True:
+        while not self._interrupted.is_set():
             try:
                 if not self._is_open():
                     self._open()
                 for image in self._read():
                     failures = 0
+                    self._set("live")
                     yield Frame(index, image, self._stamp())
                     index += 1
-            except (av.error.FFmpegError, OSError, VidsegError):
-                pass
+                reason = "the stream ended"
+            except (av.error.FFmpegError, OSError, VidsegError) as e:
+                reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             self.close()
             failures += 1
-            if failures > self.reconnect_attempts:
+            self.gaps += self.state == "live"  # a reconnection, counted once however many tries it takes
+            if self._interrupted.is_set() or (self.reconnect_attempts is not None
+                                              and failures > self.reconnect_attempts):
+                self._set("ended", reason)
                 return
-            self.gaps += index > 0
-            time.sleep(min(0.5 * 2 ** (failures - 1), 10.0))
+            self._set("reconnecting" if index else "unreachable", reason)
+            self._interrupted.wait(min(0.5 * 2 ** (failures - 1), 10.0))
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -445,11 +480,13 @@ class _LiveSource(Source):
 class NetworkSource(_LiveSource):
     kind = "stream"
 
-    def __init__(self, url: str, reconnect_attempts: int = 5):
-        super().__init__(reconnect_attempts)
+    def __init__(self, url: str, reconnect_attempts: int | None = 5,
+                 on_change: Callable[[str, str | None], None] | None = None, connect_now: bool = True):
+        super().__init__(reconnect_attempts, on_change)
         self.url = url
         self.container = None
-        self._open_now()
+        if connect_now:
+            self._open_now()
 
     def describe(self) -> str:
         return self.url
@@ -479,11 +516,13 @@ class NetworkSource(_LiveSource):
 class CameraSource(_LiveSource):
     kind = "camera"
 
-    def __init__(self, index: int, reconnect_attempts: int = 5):
-        super().__init__(reconnect_attempts)
+    def __init__(self, index: int, reconnect_attempts: int | None = 5,
+                 on_change: Callable[[str, str | None], None] | None = None, connect_now: bool = True):
+        super().__init__(reconnect_attempts, on_change)
         self.index = index
         self.capture: cv2.VideoCapture | None = None
-        self._open_now()
+        if connect_now:
+            self._open_now()
 
     def describe(self) -> str:
         return f"camera {self.index}"

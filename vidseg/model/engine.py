@@ -109,7 +109,8 @@ class Engine:
                 failed += 1
                 if failed == STREAM_CHECK_COMPILES:
                     self.stream_note = (f"{failed} compiles with {used} CPU streams each had a stream computing "
-                                        "different logits (an OpenVINO fault, see docs/cli.md: Devices and precision); using one")
+                                        "different logits (an OpenVINO fault, see docs/cli.md: Devices and "
+                                        "precision); using one")
                     self.cpu_streams = 1
 
     def first_logits(self, window: np.ndarray) -> np.ndarray | None:

@@ -13,10 +13,12 @@ Threads, queues and shutdown are ``runs.stream.Stream``'s.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +31,9 @@ from vidseg.render import Palette
 from vidseg.result import FrameResult
 from vidseg.runs.stream import END, POLL_S, Stream
 from vidseg.summary import Summary
+
+if TYPE_CHECKING:
+    from vidseg.runs.multi import Scheduler
 
 
 @dataclass
@@ -60,24 +65,51 @@ class LocalStream(Stream):
     """
 
     def __init__(self, engine: Engine, source: Source, palette: Palette, max_frames: int | None = None,
-                 overlay_alpha: float | None = None):
+                 overlay_alpha: float | None = None, sample_fps: float | None = None,
+                 scheduler: Scheduler | None = None):
         summary = Summary(source=source.kind, device=engine.device,
                           execution_devices=engine.execution_devices, nireq=engine.nireq,
                           cpu_streams=engine.cpu_streams)
-        super().__init__(source, palette, engine.info.class_names, summary, max_frames, overlay_alpha)
+        super().__init__(source, palette, engine.info.class_names, summary, max_frames, overlay_alpha, sample_fps)
         self._engine = engine
         self._stitcher = Stitcher()
         self._inflight = threading.Semaphore(engine.nireq + 2)
         self._done: dict[int, _Job] = {}
         self._cond = threading.Condition()
         self._total: int | None = None
-        self._queue = engine.queue(self._on_window)
+        self._seq = 0  # frames admitted
+        self.windows_admitted = 0
+        # Shared mode: the scheduler of many streams admits this stream's frames and runs its windows on
+        # the engine's one request queue; ``_outstanding`` counts this stream's windows still out there.
+        self._scheduler = scheduler
+        self._outstanding = 0
+        self._queue = scheduler.queue if scheduler is not None else engine.queue(self._on_window)
+        if scheduler is not None:
+            self._decoded = queue.Queue(maxsize=1)  # only the newest frame waits for its turn
 
     def _stages(self) -> list[tuple[str, Callable[[], None]]]:
+        if self._scheduler is not None:
+            return [("post", self._post)]
         return [("submit", self._submit), ("post", self._post)]
 
+    def _start(self) -> None:
+        super()._start()
+        if self._scheduler is not None:
+            self._scheduler.attach(self)
+
+    def _frame_waiting(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.wake()
+
     def _drain(self) -> None:
-        self._queue.wait_all()  # no callback may run once the run is over
+        """No callback may run once the run is over."""
+        if self._scheduler is None:
+            self._queue.wait_all()
+            return
+        self._scheduler.detach(self)
+        with self._cond:
+            while self._outstanding:
+                self._cond.wait(POLL_S)
 
     def _finish_summary(self) -> None:
         super()._finish_summary()
@@ -86,49 +118,107 @@ class LocalStream(Stream):
         self.summary.cpu_streams, self.summary.stream_note = self._engine.cpu_streams, self._engine.stream_note
 
     def _submit(self) -> None:
-        seq = 0
         try:
             while True:
                 frame = self._get(self._decoded)
                 if frame is END or self._abort.is_set():
                     break
                 self._raise_if_failed()
-                job = _Job(seq, frame)
-                seq += 1
-                if frame.image is None:  # unreadable or already done: keeps its place in the order
-                    self._post_job(job)
-                    continue
-                while not self._inflight.acquire(timeout=POLL_S):
-                    if self._abort.is_set():
-                        return
-                t0 = time.thread_time()
-                try:
-                    job.geo, windows = self._engine.windows(frame.image)
-                except ImageError as e:  # a shape the protocol refuses
-                    if frame.name is None:  # a video or an array: every frame has it, so the run stops
-                        raise
-                    frame.image, frame.error = None, str(e)  # one image of many: skipped like an unreadable one
-                    self._inflight.release()
-                    self._post_job(job)
-                    continue
-                self.summary.add_time("preprocess", time.thread_time() - t0)
-                job.logits = np.empty((len(windows), self._engine.info.n_classes, self._engine.grid,
-                                       self._engine.grid), dtype=np.float32)
-                job.remaining = len(windows)
-                job.submitted = time.perf_counter()
-                self._dispatch(job, windows)
+                if frame.image is not None:
+                    while not self._inflight.acquire(timeout=POLL_S):
+                        if self._abort.is_set():
+                            return
+                self._admit(frame)
         finally:
-            with self._cond:
-                self._total = seq
-                self._cond.notify_all()
+            self._end_admission()
+
+    def admit_waiting(self) -> int | None:
+        """Shared mode, called by the scheduler: admit the frame waiting here, if there is one and room in
+        flight. Returns the windows it will run (0 for the end of input, which is admitted too), or None
+        when there is nothing to admit now."""
+        if self.closed or self._total is not None or self._decoded.empty():
+            return None
+        if not self._inflight.acquire(blocking=False):
+            return None
+        try:
+            frame = self._decoded.get_nowait()
+        except queue.Empty:
+            self._inflight.release()
+            return None
+        if frame is END or self._abort.is_set():
+            self._inflight.release()
+            self._end_admission()
+            return 0
+        if frame.image is None:
+            self._inflight.release()
+        try:
+            return self._admit(frame)
+        except BaseException as e:  # noqa: BLE001 - this stream's failure, raised in its caller's loop
+            self._fail(e)
+            self._end_admission()
+            return 0
+
+    def _admit(self, frame: Frame) -> int:
+        """Cut a frame into windows and start them (an in-flight slot is already held for a frame with an
+        image). Returns the number of windows."""
+        job = _Job(self._seq, frame)
+        self._seq += 1
+        if frame.image is None:  # unreadable or already done: keeps its place in the order
+            self._post_job(job)
+            return 0
+        t0 = time.thread_time()
+        try:
+            job.geo, windows = self._engine.windows(frame.image)
+        except ImageError as e:  # a shape the protocol refuses
+            if frame.name is None:  # a video or an array: every frame has it, so the run stops
+                self._inflight.release()
+                raise
+            frame.image, frame.error = None, str(e)  # one image of many: skipped like an unreadable one
+            self._inflight.release()
+            self._post_job(job)
+            return 0
+        self.summary.add_time("preprocess", time.thread_time() - t0)
+        job.logits = np.empty((len(windows), self._engine.info.n_classes, self._engine.grid,
+                               self._engine.grid), dtype=np.float32)
+        job.remaining = len(windows)
+        job.submitted = time.perf_counter()
+        self.windows_admitted += len(windows)
+        self._dispatch(job, windows)
+        return len(windows)
+
+    def _end_admission(self) -> None:
+        with self._cond:
+            if self._total is None:
+                self._total = self._seq
+            self._cond.notify_all()
 
     def _dispatch(self, job: _Job, windows: np.ndarray) -> None:
         """Start inference of a frame's windows; each result comes back to ``_on_window``."""
         for i, w in enumerate(windows):
-            self._queue.submit(w, (job, i))
+            self._send(w, (job, i))
+
+    def _send(self, window: np.ndarray, key: tuple[_Job, int]) -> None:
+        if self._scheduler is None:
+            self._queue.submit(window, key)
+            return
+        with self._cond:
+            self._outstanding += 1
+        self._scheduler.submit(self, window, key)
+
+    def on_shared_window(self, key: tuple[_Job, int], logits: np.ndarray) -> None:
+        """Shared mode: a window's logits, routed back by the scheduler."""
+        try:
+            self._on_window(key, logits)
+        finally:
+            with self._cond:
+                self._outstanding -= 1
+                self._cond.notify_all()
 
     def _raise_if_failed(self) -> None:
-        self._queue.raise_if_failed()
+        if self._scheduler is not None:
+            self._scheduler.raise_if_failed()
+        else:
+            self._queue.raise_if_failed()
 
     def _on_window(self, key: tuple[_Job, int], logits: np.ndarray) -> None:
         job, i = key
@@ -164,6 +254,8 @@ class LocalStream(Stream):
                     self._record_unsegmented(job.frame)
                     continue
                 self._inflight.release()
+                if self._scheduler is not None:
+                    self._scheduler.wake()
                 if not self._put(self._results, self._finish(job)):
                     return
         finally:

@@ -43,9 +43,12 @@ class Stream:
     """
 
     def __init__(self, source: Source, palette: Palette, class_names: Sequence[str], summary: Summary,
-                 max_frames: int | None = None, overlay_alpha: float | None = None):
+                 max_frames: int | None = None, overlay_alpha: float | None = None,
+                 sample_fps: float | None = None):
+        if sample_fps is not None and sample_fps <= 0:
+            raise VidsegError(f"fps must be positive, got {sample_fps:g}")
         self._source, self._palette, self._class_names = source, palette, tuple(class_names)
-        self.max_frames, self.overlay_alpha = max_frames, overlay_alpha
+        self.max_frames, self.overlay_alpha, self.sample_fps = max_frames, overlay_alpha, sample_fps
         self.summary = summary
         self._halt = threading.Event()
         self._abort = threading.Event()
@@ -225,6 +228,7 @@ class Stream:
     def _read(self) -> None:
         try:
             frames = self._source.frames()
+            next_at: float | None = None  # sample_fps: the stream time the next frame is due
             while not self._halt.is_set() and (self.max_frames is None or self.summary.frames_in < self.max_frames):
                 t0 = time.thread_time()
                 frame = next(frames, None)
@@ -234,16 +238,28 @@ class Stream:
                 self.summary.add_time("decode", time.thread_time() - t0)
                 self.summary.frames_in += 1
                 self.summary.count(frame.input, "frames_in")
+                if self.sample_fps is not None and frame.pts is not None:
+                    t = float(frame.pts * (frame.source or self._source).time_base)
+                    if next_at is not None and t < next_at:
+                        self.summary.sampled_out += 1
+                        continue
+                    period = 1.0 / self.sample_fps
+                    next_at = t + period if next_at is None or t > next_at + period else next_at + period
                 if self._source.live:
                     self._offer_latest(frame)
                 elif not self._put(self._decoded, frame):
                     break
+                self._frame_waiting()
         finally:
             self._put_end(self._decoded)
+            self._frame_waiting()
 
     def _offer_latest(self, frame: Frame) -> None:
         """Live input must not queue up behind a slow model: drop the oldest waiting frame instead."""
         self.summary.dropped += offer_newest(self._decoded, frame)
+
+    def _frame_waiting(self) -> None:
+        """A frame (or the end of input) is waiting to be taken: for whoever takes it to hear."""
 
     def _record_unsegmented(self, frame: Frame) -> None:
         if frame.resumed:

@@ -12,12 +12,10 @@ web page elsewhere cannot reach it through DNS rebinding).
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from collections import deque
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -28,23 +26,11 @@ import numpy as np
 from vidseg.errors import VidsegError
 from vidseg.outputs.sink import Sink
 from vidseg.result import FrameResult, class_shares
+from vidseg.web import Handler, QuietServer, parse_address, url_of
 
 DEFAULT_ADDRESS = "127.0.0.1:8765"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WAIT_S = 10.0  # a frame request is answered within this, with 204 if nothing new came
 VIEWER_IDLE_S = 3.0  # no JPEG is made when nobody asked for a frame for this long
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """``host:port``, ``:port`` or ``port``; the host defaults to 127.0.0.1."""
-    host, _, port = address.rpartition(":")
-    try:
-        number = int(port)
-    except ValueError:
-        raise VidsegError(f"--preview takes host:port or a port, got {address!r}") from None
-    if not 0 <= number <= 65535:
-        raise VidsegError(f"--preview port must be 0..65535, got {number}")
-    return host.strip("[]") or "127.0.0.1", number
 
 
 class Preview(Sink):
@@ -52,7 +38,7 @@ class Preview(Sink):
 
     def __init__(self, address: str, title: str, alpha: float = 0.5, max_fps: float = 10.0, max_width: int = 960,
                  window_s: float = 60.0):
-        host, port = parse_address(address)
+        host, port = parse_address(address, "--preview")
         self.title = title
         self.alpha, self.max_fps, self.max_width, self.window_s = alpha, max_fps, max_width, window_s
         try:
@@ -61,8 +47,7 @@ class Preview(Sink):
             raise VidsegError(f"cannot serve the preview on {host}:{port}: {e.strerror or e}") from None
         self._httpd.preview = self
         self.host, self.port = host, self._httpd.server_address[1]
-        shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{self.port}/"
+        self.url = url_of(host, self.port)
         self._page = resources.files("vidseg.outputs.preview").joinpath("page.html").read_bytes()
         self._cond = threading.Condition()
         self._pending: FrameResult | None = None
@@ -189,71 +174,41 @@ class Preview(Sink):
         return self._page
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(QuietServer):
+    label = "preview"
     preview: Preview
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A viewer that went away mid-answer is normal and says nothing; anything else is one line (the
-        run goes on: the preview must never stop it)."""
-        error = sys.exc_info()[1]
-        if not isinstance(error, OSError):
-            print(f"vidseg: preview: {type(error).__name__}: {error}", file=sys.stderr)
 
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(Handler):
     server: _Server
     server_version = "vidseg-preview"
-    protocol_version = "HTTP/1.1"
-    timeout = 30  # a client that stops talking frees its thread
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
         preview = self.server.preview
-        if not self._host_allowed(preview):
-            self._send(HTTPStatus.FORBIDDEN, b"forbidden host\n", "text/plain")
+        if not self.host_allowed(preview.host):
+            self.send(HTTPStatus.FORBIDDEN, b"forbidden host\n", "text/plain")
             return
         url = urlsplit(self.path)
         if url.path in ("/", "/index.html"):
-            self._send(HTTPStatus.OK, preview.page, "text/html; charset=utf-8")
+            self.send(HTTPStatus.OK, preview.page, "text/html; charset=utf-8")
         elif url.path == "/state.json":
-            self._send(HTTPStatus.OK, preview.state_json(), "application/json")
+            self.send(HTTPStatus.OK, preview.state_json(), "application/json")
         elif url.path == "/frame.jpg":
             try:
                 after = int(parse_qs(url.query).get("after", ["-1"])[0])
             except ValueError:
-                self._send(HTTPStatus.BAD_REQUEST, b"after must be a number\n", "text/plain")
+                self.send(HTTPStatus.BAD_REQUEST, b"after must be a number\n", "text/plain")
                 return
             found = preview.next_frame(after)
             if found is None:
                 status = HTTPStatus.NO_CONTENT if preview.running else HTTPStatus.GONE
-                self._send(status, b"", "text/plain")
+                self.send(status, b"", "text/plain")
             else:
-                self._send(HTTPStatus.OK, found[1], "image/jpeg", {"X-Frame-Seq": str(found[0])})
+                self.send(HTTPStatus.OK, found[1], "image/jpeg", {"X-Frame-Seq": str(found[0])})
         else:
-            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+            self.send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
 
     def _not_allowed(self) -> None:
-        self._send(HTTPStatus.METHOD_NOT_ALLOWED, b"only GET\n", "text/plain", {"Allow": "GET"})
+        self.send(HTTPStatus.METHOD_NOT_ALLOWED, b"only GET\n", "text/plain", {"Allow": "GET"})
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed  # noqa: N815
-
-    def _host_allowed(self, preview: Preview) -> bool:
-        if preview.host not in LOOPBACK:
-            return True  # bound elsewhere on purpose (see the security note in docs/live.md)
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
-        return host in LOOPBACK
-
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        headers = {"Content-Type": content_type, "Content-Length": str(len(body)), "Cache-Control": "no-store",
-                   "X-Content-Type-Options": "nosniff",
-                   "Content-Security-Policy": "default-src 'none'; img-src 'self' blob:; connect-src 'self'; "
-                                              "style-src 'unsafe-inline'; script-src 'unsafe-inline'"}
-        for k, v in {**headers, **(extra or {})}.items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD" and body:
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
-        """Quiet: the terminal belongs to the progress bar."""

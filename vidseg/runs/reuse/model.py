@@ -13,6 +13,7 @@ still run concurrently.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -25,8 +26,21 @@ from vidseg.model.engine import Engine
 REUSE_IR_NAME = "model_reuse.xml"
 
 
+_compiled: weakref.WeakKeyDictionary[Engine, ReuseModel] = weakref.WeakKeyDictionary()
+_compiled_lock = threading.Lock()
+
+
 class ReuseModel:
     """The token-reuse IR of a model directory, compiled for the engine's device."""
+
+    @classmethod
+    def of(cls, engine: Engine) -> ReuseModel:
+        """The engine's reuse model, compiled the first time a stream asks: streams sharing an engine
+        share it, as they share the plain model."""
+        with _compiled_lock:
+            if engine not in _compiled:
+                _compiled[engine] = cls(engine)
+            return _compiled[engine]
 
     def __init__(self, engine: Engine):
         model = engine.read_variant(REUSE_IR_NAME)

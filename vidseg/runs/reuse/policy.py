@@ -24,9 +24,12 @@ class ReusePolicy:
     cut_share: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.threshold < 0 or self.refresh < 1 or not 0 < self.cut_share <= 1:
-            raise VidsegError(f"reuse threshold must be >= 0 (got {self.threshold:g}), refresh at least 1 (got "
-                              f"{self.refresh}) and cut share in (0, 1] (got {self.cut_share:g})")
+        if self.threshold < 0:
+            raise VidsegError(f"reuse threshold must be >= 0, got {self.threshold:g}")
+        if self.refresh < 1:
+            raise VidsegError(f"reuse refresh must be at least 1 frame, got {self.refresh}")
+        if not 0 < self.cut_share <= 1:
+            raise VidsegError(f"reuse cut share must be in (0, 1], got {self.cut_share:g}")
 
 
 AVERAGED = 8  # pixels per side averaged before change is measured: 2x2 cells per 16-pixel patch

@@ -4,6 +4,7 @@ how a frame's windows are inferred differs (which tokens, which cached state).""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,10 +23,10 @@ class ReuseStream(LocalStream):
     says how much was computed."""
 
     def __init__(self, engine: Engine, source: Source, palette: Palette, policy: ReusePolicy,
-                 max_frames: int | None = None, overlay_alpha: float | None = None):
-        super().__init__(engine, source, palette, max_frames, overlay_alpha)
+                 max_frames: int | None = None, overlay_alpha: float | None = None, **shared: Any):
+        super().__init__(engine, source, palette, max_frames, overlay_alpha, **shared)
         self._policy = policy
-        self._model = ReuseModel(engine)
+        self._model = ReuseModel.of(engine)
         self._patch = engine.info.patch_size
         self._states: list[WindowState] = []
         self._geometry: FrameGeometry | None = None
@@ -39,6 +40,7 @@ class ReuseStream(LocalStream):
         self._model.raise_if_failed()
 
     def _drain(self) -> None:
+        super()._drain()
         for state in self._states:
             state.close()
 
