@@ -14,18 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from browser import CHROMIUM, Browser
-from conftest import start_vidseg, wait_for
+from conftest import free_port, start_vidseg, wait_for
 from PIL import Image
 
 # CI installs chromium (.ci/run) and must run these; elsewhere they need Debian's chromium package.
 pytestmark = pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI") != "true",
                                 reason="needs chromium (apt-get install chromium)")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> tuple[int, bytes]:
