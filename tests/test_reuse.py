@@ -70,9 +70,10 @@ class FramesWithGaps(Source):
         return (Frame(i, image) for i, image in enumerate(self.images) if i not in self.dropped)
 
 
-def test_a_dropped_live_frame_resets_what_is_reused(proxy_model: Path, media: Path) -> None:
-    """The frame after a gap is computed in full (its labels are the exact ones), not patched onto a picture
-    the reused state never saw; the frames between are patched as usual."""
+def test_frames_left_out_are_compared_with_what_was_last_computed(proxy_model: Path, media: Path) -> None:
+    """Frames after a gap (a live intake dropped some, or a service samples at a lower fps) are patched
+    like the others, from the pixels each patch was last computed from: no full recompute, and labels as
+    close to the exact ones as between gaps."""
     images = video_frames(media / "vtest.avi", 24)
     seg = Segmenter(proxy_model, "CPU")
     exact = [f.labels for f in seg.stream(images)]
@@ -80,13 +81,12 @@ def test_a_dropped_live_frame_resets_what_is_reused(proxy_model: Path, media: Pa
         got = {f.index: f.labels for f in frames}
     stats = frames.summary.reuse
     assert sorted(got) == [i for i in range(24) if i not in {9, 17, 18}]
-    # frame 0 and the two after gaps (and frame 2, where the clip's encoding refreshes much of the picture,
-    # if the change measure sees more than half of its patches change)
-    assert 3 <= stats["full_frames"] <= 4 and stats["partial_frames"] == 21 - stats["full_frames"]
-    for i in (10, 19):
-        assert (got[i] == exact[i]).mean() >= 0.9999, i
+    # frame 0 in full (and frame 2, where the clip's encoding refreshes much of the picture, if the change
+    # measure sees more than half of its patches change); the frames after the gaps are partial
+    assert 1 <= stats["full_frames"] <= 2 and stats["partial_frames"] == 21 - stats["full_frames"]
     partial = [i for i in got if (got[i] != exact[i]).any()]
-    assert len(partial) >= 15 and all((got[i] == exact[i]).mean() >= 0.97 for i in partial)
+    assert {10, 19} <= set(partial) and len(partial) >= 15
+    assert all((got[i] == exact[i]).mean() >= 0.97 for i in partial)
 
 
 def test_static_video_is_reused_and_a_cut_recomputes(tmp_path: Path, tiny_model: Path, media: Path) -> None:

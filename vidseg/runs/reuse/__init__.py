@@ -6,7 +6,8 @@ next frame recomputes only the tokens whose pixels changed by more than a thresh
 computed (``policy``); the others keep their cached values (``model`` runs the converter's token-reuse IR).
 Every frame still gets its own logits, stitched and rendered like the exact path's. A full recompute
 bounds drift: the first frame, every ``refresh`` frames, when a large share of the frame changed (cuts,
-camera moves), after a dropped live frame or a geometry change.
+camera moves) or a geometry change. Frames left out between two (live drops, a sampled fps) change
+nothing: a patch is compared with the pixels it was last computed from.
 """
 
 from vidseg.runs.reuse.policy import ReusePolicy

@@ -30,7 +30,7 @@ class ReuseStream(LocalStream):
         self._patch = engine.info.patch_size
         self._states: list[WindowState] = []
         self._geometry: FrameGeometry | None = None
-        self._last: tuple[int, str | None] | None = None  # (index, input) of the previous frame
+        self._last: str | None = None  # the previous frame's input (collections)
         self._since_full = 0
         self._previous: tuple[FrameGeometry, np.ndarray] | None = None  # post thread: last labels
         self.summary.reuse = {"policy": vars(policy).copy(), "full_frames": 0, "partial_frames": 0,
@@ -45,10 +45,12 @@ class ReuseStream(LocalStream):
             state.close()
 
     def _needs_full(self, job: _Job) -> bool:
-        """Rules that need no pixels: first frame, new geometry or input, a gap (dropped live frame)."""
-        frame = job.frame
-        previous, self._last = self._last, (frame.index, frame.input)
-        return (self._geometry != job.geo or previous != (frame.index - 1, frame.input)
+        """Rules that need no pixels: first frame, new geometry or input, the refresh. Frames left out in
+        between (a live intake dropping, a sampled fps) need none: each patch is compared with the pixels it
+        was last computed from, not with the previous frame, and a picture that changed much is caught by
+        the cut rule."""
+        previous, self._last = self._last, job.frame.input
+        return (self._geometry != job.geo or previous != job.frame.input
                 or self._since_full + 1 >= self._policy.refresh)
 
     def _dispatch(self, job: _Job, windows: np.ndarray) -> None:
