@@ -25,4 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reuse-frames", type=int, default=200, help="frames of each reuse clip (default 200)")
     p.add_argument("--reuse-thresholds", type=float, nargs="+", default=[0.5, 0.8, 2.0],
                    help="--reuse-threshold values to compare (default 0.5 0.8 2)")
+    p.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8],
+                   help="live stream counts of the multi-stream row (default 1 2 4 8)")
+    p.add_argument("--multi-seconds", type=int, default=20, help="measured seconds per multi-stream run")
     p.add_argument("--out", type=Path, default=Path("bench/results.json"))

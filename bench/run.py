@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import re
 import resource
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -38,9 +35,10 @@ import openvino as ov
 import psutil
 from PIL import Image
 
+from bench import multi
+from bench.ceiling import ceiling, machine
 from vidseg.errors import VidsegError
 from vidseg.inputs.sources import VideoSource
-from vidseg.model.cpu import ISA_FLAGS, cpu_flags
 from vidseg.model.engine import Engine
 from vidseg.model.modeldir import read_model
 from vidseg.model.protocol import FrameGeometry, frame_geometry, frame_windows
@@ -94,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
     results["reuse"] = [row for clip in args.reuse_clips for row in
                         reuse_vs_exact(clip, args.model, args.device, args.reuse_frames, args.reuse_thresholds)]
 
+    print("bench: live streams on one model, exact and with reuse ...", file=sys.stderr)
+    results["multistream"] = multi.run(args.model, args.reuse_clips[0], args.device, args.streams,
+                                       args.multi_seconds, 6, args.seconds)
+
     print("bench: notebook-style baseline ...", file=sys.stderr)
     results["baseline"] = notebook_baseline(args.clips[0], args.baseline_model, args.device, args.baseline_frames)
     print("bench: INT8 vs FP32 label agreement ...", file=sys.stderr)
@@ -104,21 +106,6 @@ def run(args: argparse.Namespace) -> int:
     print(table(results))
     print(f"\nwritten to {args.out}")
     return 0
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                   if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    flags = cpu_flags()
-    return {"cpu": cpu, "cores": psutil.cpu_count(logical=True),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "cpu_flags": sorted(flags & set(ISA_FLAGS)), "avx512_vnni": "avx512_vnni" in flags,
-            "openvino": ov.get_version(), "python": platform.python_version(),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def collection_vs_long(clip: Path, model_dir: Path, device: str, parts: int = 10) -> dict[str, Any]:
@@ -221,24 +208,6 @@ def _encode(path: Path, frames: list[np.ndarray], rate: Fraction) -> None:
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
-
-
-# OpenVINO's benchmark_app, started after `import vidseg` so that it sends no telemetry either (its own
-# launcher imports OpenVINO first, which reports to Google Analytics: see vidseg/__init__.py).
-BENCHMARK_APP = ("import sys, vidseg; from openvino.tools.benchmark.main import main; "
-                 "sys.argv[0] = 'benchmark_app'; sys.exit(main())")
-
-
-def ceiling(model_dir: Path, window: int, batch: int, device: str, seconds: int) -> float:
-    """Windows/s by ``benchmark_app`` (it counts batch elements)."""
-    cmd = [sys.executable, "-c", BENCHMARK_APP, "-m", str(model_dir / "model.xml"), "-d", device,
-           "-hint", "throughput", "-t", str(seconds),
-           "-shape", f"[{batch},{window},{window},3]", "-infer_precision", "f32"]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    match = re.search(r"Throughput:\s*([\d.]+)\s*FPS", out.stdout)
-    if out.returncode != 0 or not match:
-        raise VidsegError(f"benchmark_app failed on {model_dir}: {(out.stderr or out.stdout).strip()[-300:]}")
-    return round(float(match.group(1)), 2)
 
 
 def end_to_end(clip: Path, model_dir: Path, key: str, device: str) -> dict[str, Any]:
@@ -418,6 +387,7 @@ def table(r: dict[str, Any]) -> str:
     lines += [f"| {x['clip']} | {x['threshold']:g} | {x['frames']} | {x['exact_fps']} | {x['reuse_fps']} | "
               f"{x['speed_up']}x | {x['agreement_mean']:.2%} / {x['agreement_worst']:.2%} | {x['frames_below_98']} | "
               f"{x['tokens_computed']:.1%} |" for x in r["reuse"]]
+    lines += ["", multi.table(r["multistream"])]
     lines += ["", f"notebook baseline on {b['clip']}: {b['fps']} fps ({b['frames']} frames in {b['wall_s']} s)",
               f"INT8 vs FP32 label agreement: mean {r['int8_label_agreement']['mean']:.2%}, "
               f"worst {r['int8_label_agreement']['worst']:.2%}", "", "| ratio | value |", "|---|---|"]

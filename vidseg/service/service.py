@@ -147,7 +147,8 @@ class ServedStream:
         record = next((x for x in self.sinks if isinstance(x, SegmentedVideoSink)), None)
         return {
             "name": self.name, "url": self.url, "state": self.state, "error": self.error,
-            "target_fps": self.config.fps, "fps": round(self.watch.fps(), 3), "frames": s.frames_out,
+            "target_fps": self.config.fps, "fps": round(self.watch.fps(), 3), "received": s.frames_in,
+            "frames": s.frames_out,
             "dropped": s.dropped, "sampled_out": s.sampled_out, "reconnects": self.source.gaps,
             "windows": self.stream.windows_admitted, "latency_ms": round(1000 * self.watch.latency_s, 1),
             "up": int(self.state == "live"), "reuse": self.config.reuse,
