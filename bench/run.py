@@ -38,11 +38,11 @@ from PIL import Image
 from bench import multi
 from bench.ceiling import ceiling, machine
 from vidseg.errors import VidsegError
+from vidseg.files import write_json
 from vidseg.inputs.sources import VideoSource
 from vidseg.model.engine import Engine
 from vidseg.model.modeldir import read_model
 from vidseg.model.protocol import FrameGeometry, frame_geometry, frame_windows
-from vidseg.outputs.files import write_json
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 import vidseg
 from convert import options as convert_options
 from vidseg.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, VidsegError
+from vidseg.files import write_json
 from vidseg.home import default_model_dir
 from vidseg.model import cpu
 from vidseg.model.options import PERFORMANCE_HINTS, PRECISIONS, EngineOptions
 from vidseg.outputs.encoder import PRESETS
-from vidseg.outputs.files import write_json
 from vidseg.outputs.network import NetworkSink, is_network_url
 from vidseg.outputs.overlay import OverlayOptions
 from vidseg.outputs.plan import plan_outputs

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from vidseg.errors import InputError, VidsegError
+from vidseg.files import atomic_path
 from vidseg.model.classes import colors_by_name
-from vidseg.outputs.files import atomic_path
 
 OTHER_COLOR = (0.75, 0.75, 0.75)
 FORMATS = {".png": "png", ".svg": "svg"}

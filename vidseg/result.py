@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from vidseg.errors import VidsegError
-from vidseg.outputs.files import write_label_png
+from vidseg.files import write_label_png
 from vidseg.render import Palette
 
 

@@ -7,6 +7,7 @@ none of which OpenCV exposes. Cameras go through OpenCV, which knows the platfor
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import re
@@ -49,6 +50,14 @@ class Frame:
     input: str | None = None  # collections: which input (relative name) the frame belongs to
     source: Source | None = None  # collections: the video it came from (time base, rate, audio)
     received: float = 0.0  # when the stream read it (perf_counter): latency is measured from here
+    pending: Callable[[], np.ndarray] | None = field(default=None, repr=False)  # makes ``image``: see below
+
+    def materialize(self) -> Frame:
+        """Make ``image`` if it is still pending. A live intake drops most frames before anybody looks at
+        them, so a network stream hands over decoded frames and converts to BGR only the ones taken."""
+        if self.pending is not None:
+            self.image, self.pending = self.pending(), None
+        return self
 
 
 class Source:
@@ -425,7 +434,8 @@ class _LiveSource(Source):
     def _open(self) -> None:
         raise NotImplementedError
 
-    def _read(self) -> Iterator[np.ndarray]:
+    def _read(self) -> Iterator[np.ndarray | Callable[[], np.ndarray]]:
+        """Frames as BGR images, or as calls that make them (see ``Frame.materialize``)."""
         raise NotImplementedError
 
     def _open_now(self) -> None:
@@ -458,7 +468,10 @@ class _LiveSource(Source):
                 for image in self._read():
                     failures = 0
                     self._set("live")
-                    yield Frame(index, image, self._stamp())
+                    if callable(image):
+                        yield Frame(index, None, self._stamp(), pending=image)
+                    else:
+                        yield Frame(index, image, self._stamp())
                     index += 1
                 reason = "the stream ended"
             except (av.error.FFmpegError, OSError, VidsegError) as e:
@@ -502,10 +515,10 @@ class NetworkSource(_LiveSource):
             raise InputError(f"{self.url}: no video stream")
         self.fps = self.container.streams.video[0].average_rate
 
-    def _read(self) -> Iterator[np.ndarray]:
+    def _read(self) -> Iterator[Callable[[], np.ndarray]]:
         stream = self.container.streams.video[0]
         for f in self.container.decode(stream):
-            yield self._upright(f)
+            yield functools.partial(self._upright, f)
 
     def close(self) -> None:
         if self.container is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidseg.errors import VidsegError
-from vidseg.outputs.files import write_image
+from vidseg.files import write_image
 from vidseg.outputs.overlay import OverlayOptions
 from vidseg.outputs.sink import Sink
 from vidseg.result import FrameResult

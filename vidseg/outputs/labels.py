@@ -8,7 +8,7 @@ import math
 from array import array
 from pathlib import Path
 
-from vidseg.outputs.files import labels_json, write_json, write_label_png
+from vidseg.files import labels_json, write_json, write_label_png
 from vidseg.outputs.sink import Sink
 from vidseg.result import FrameResult
 

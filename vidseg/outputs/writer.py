@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vidseg.files import labels_json, write_json
 from vidseg.inputs.images import IMAGE_SUFFIXES
-from vidseg.outputs.files import labels_json, write_json
 from vidseg.outputs.images import OverlayImagesSink
 from vidseg.outputs.labels import FRAMES_JSON, LABELS_JSON, LabelsSink
 from vidseg.outputs.overlay import OverlayOptions

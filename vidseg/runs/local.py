@@ -124,7 +124,7 @@ class LocalStream(Stream):
                 if frame is END or self._abort.is_set():
                     break
                 self._raise_if_failed()
-                if frame.image is not None:
+                if frame.materialize().image is not None:
                     while not self._inflight.acquire(timeout=POLL_S):
                         if self._abort.is_set():
                             return
@@ -149,7 +149,7 @@ class LocalStream(Stream):
             self._inflight.release()
             self._end_admission()
             return 0
-        if frame.image is None:
+        if frame.materialize().image is None:
             self._inflight.release()
         try:
             return self._admit(frame)

@@ -9,7 +9,7 @@
 Why Ray Core tasks rather than actors or Ray Data: a task asks Ray for CPUs and Ray places it on any node
 with room, including nodes that join mid-run; a worker process killed mid-task is detected by Ray and its
 task retried on another (``max_retries``); the compiled model stays in the worker process between tasks
-(``worker._segmenters``) as an actor would keep it. The work is an ordered list of segments, which needs
+(``worker._engines``) as an actor would keep it. The work is an ordered list of segments, which needs
 none of Ray Data's tables (and not its pyarrow and pandas dependencies).
 
 Why the driver writes: outputs must be identical to a local run, and an H.264 video encoded in pieces is
@@ -156,7 +156,7 @@ class ClusterStream(Stream):
                 frame = self._get(self._decoded)
                 if frame is END or self._abort.is_set():
                     break
-                if frame.image is None:
+                if frame.materialize().image is None:
                     self._record_unsegmented(frame)
                     continue
                 labels = self._labels_for(frame)

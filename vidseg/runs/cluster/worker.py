@@ -1,6 +1,6 @@
 """What runs on a cluster node: one unit labelled by a model the worker process compiled once.
 
-Ray reuses a worker process for task after task, so the compiled ``Segmenter`` lives in this module for
+Ray reuses a worker process for task after task, so the compiled ``Engine`` lives in this module for
 the life of the process (a restarted process compiles again, from OpenVINO's cache). Labels travel back
 as PNG bytes: lossless, about 30 times smaller than the arrays, and cheap to encode.
 """
@@ -15,10 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidseg.api import Segmenter
 from vidseg.errors import VidsegError
 from vidseg.inputs.sources import ImageSource, Source, VideoSource
+from vidseg.model.engine import Engine
+from vidseg.render import Palette
 from vidseg.runs.cluster.units import Unit
+from vidseg.runs.local import LocalStream
 
 
 @dataclass(frozen=True)
@@ -47,17 +49,16 @@ class UnitLabels:
     seconds: float = 0.0
 
 
-_segmenters: dict[tuple[ModelSettings, int], Segmenter] = {}
+_engines: dict[tuple[ModelSettings, int], Engine] = {}
 
 
-def _segmenter(settings: ModelSettings, threads: int) -> Segmenter:
+def _engine(settings: ModelSettings, threads: int) -> Engine:
     key = (replace(settings, start=None, end=None), threads)  # a run's time range does not change the model
-    if key not in _segmenters:
-        _segmenters.clear()  # one compiled model per process
-        _segmenters[key] = Segmenter(settings.model, settings.device, stride=settings.stride,
-                                     precision=settings.precision, cpu_streams=settings.cpu_streams,
-                                     cpu_threads=threads)
-    return _segmenters[key]
+    if key not in _engines:
+        _engines.clear()  # one compiled model per process
+        _engines[key] = Engine(Path(settings.model), settings.device, "THROUGHPUT", 0, settings.stride,
+                               settings.precision, settings.cpu_streams, threads)
+    return _engines[key]
 
 
 def _open(unit: Unit, settings: ModelSettings) -> Source:
@@ -76,7 +77,8 @@ def label_unit(unit: Unit, settings: ModelSettings, threads: int = 0) -> UnitLab
     except VidsegError as e:
         result.error = str(e)
         return result
-    with _segmenter(settings, threads).stream(source) as frames:
+    engine = _engine(settings, threads)
+    with LocalStream(engine, source, Palette(engine.info.class_colors)) as frames:
         for frame in frames:
             result.pts.append(frame.pts)
             result.pngs.append(encode_labels(frame.labels))
