@@ -2,9 +2,10 @@
 
 An endless recording cannot be one file: a file is only playable once it is closed. So the recording is
 cut every ``segment_s`` seconds of stream time into ``<folder>/<UTC start>.mp4`` (``20261206T194500Z.mp4``),
-each written as ``VideoFileSink`` writes a file (hidden while it grows, renamed when finished). A gap in the
-stream (a reconnect, a stall) or a change of picture size also starts a new segment: a gap between two
-files, never a broken one.
+each written as ``VideoFileSink`` writes a file (hidden while it grows, renamed when finished). A reconnect
+of the source or a change of picture size also starts a new segment: a gap between two files, never a
+broken one. (Time between two frames is no sign of a gap: a busy service segments a camera every few
+seconds.)
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from vidseg.outputs.sink import Sink, VideoFacts
 from vidseg.outputs.video import VideoFileSink
 from vidseg.result import FrameResult
 
-GAP_S = 3.0  # stream time without a frame that ends a segment
-
 
 class SegmentedVideoSink(Sink):
     """``segment_s``: the longest segment, in seconds of stream time."""
@@ -32,22 +31,24 @@ class SegmentedVideoSink(Sink):
         self._current: VideoFileSink | None = None
         self._first_pts = 0
         self._size: tuple[int, ...] = ()
-        self._start_t = self._last_t = 0.0
+        self._reconnects = 0  # the source's reconnections when the current segment began
+        self._start_t = 0.0
 
     def open(self, facts: VideoFacts) -> None:
         self._facts = facts
 
     def write(self, frame: FrameResult) -> None:
         t = frame.time if frame.time is not None else time.monotonic()
-        if self._current is not None and (t - self._start_t >= self.segment_s or t - self._last_t > GAP_S
+        reconnects = getattr(frame.source, "gaps", 0)
+        if self._current is not None and (t - self._start_t >= self.segment_s or reconnects != self._reconnects
                                           or frame.labels.shape != self._size):
             self._finish()
         if self._current is None:
             self._begin(frame, t)
+            self._reconnects = reconnects
         assert self._current is not None
         pts = frame.pts - self._first_pts if frame.pts is not None else None
         self._current.write(dataclasses.replace(frame, pts=pts, audio=[]))
-        self._last_t = t
 
     def _begin(self, frame: FrameResult, t: float) -> None:
         name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -62,7 +63,7 @@ class SegmentedVideoSink(Sink):
         self._current = VideoFileSink(path, self.options)
         self._current.open(facts)
         self._first_pts = frame.pts or 0
-        self._start_t = self._last_t = t
+        self._start_t = t
 
     def _finish(self) -> None:
         if self._current is None:

@@ -144,4 +144,6 @@ class ServiceHandler(Handler):
             raise VidsegError("the body is not valid JSON") from None
 
     def _json(self, status: HTTPStatus, obj: Any, extra: dict[str, str] | None = None) -> None:
+        if status >= 400:
+            self.close_connection = True  # a refused request's body may be unread: start afresh
         self.send(status, (json.dumps(obj) + "\n").encode(), "application/json", extra)
