@@ -293,7 +293,7 @@ def serve(args: argparse.Namespace) -> int:
     from vidseg.service import config as service_config
     from vidseg.service.service import Service, say
 
-    service = Service(service_config.load(args.config), args.listen, args.config)
+    service = Service(service_config.load(args.config), args.listen)
     say(f"dashboard and API at {service.url}")
     stop, reload = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

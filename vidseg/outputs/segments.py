@@ -54,7 +54,7 @@ class SegmentedVideoSink(Sink):
         name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         path = self.folder / f"{name}.mp4"
         n = 1
-        while path.exists() or any(p == path for p in self.segments):
+        while path.exists():
             n += 1
             path = self.folder / f"{name}-{n}.mp4"
         facts = dataclasses.replace(self._facts or VideoFacts.of(frame), width=frame.labels.shape[1],

@@ -64,3 +64,15 @@ class Sink:
 
     def __exit__(self, *exc: object) -> None:
         self.close(complete=exc[0] is None)
+
+
+def close_all(sinks: list[Sink], complete: bool) -> None:
+    """Close every sink even when one fails; the first failure is raised after the others are closed."""
+    error: BaseException | None = None
+    for sink in sinks:
+        try:
+            sink.close(complete)
+        except BaseException as e:  # noqa: BLE001 - re-raised below, once every sink had its turn
+            error = error or e
+    if error is not None:
+        raise error

@@ -14,7 +14,7 @@ from vidseg.inputs.images import IMAGE_SUFFIXES
 from vidseg.outputs.images import OverlayImagesSink
 from vidseg.outputs.labels import FRAMES_JSON, LABELS_JSON, LabelsSink
 from vidseg.outputs.overlay import OverlayOptions
-from vidseg.outputs.sink import Sink, VideoFacts
+from vidseg.outputs.sink import Sink, VideoFacts, close_all
 from vidseg.outputs.stats import StatsSink
 from vidseg.outputs.video import VIDEO_SUFFIXES, VideoFileSink
 from vidseg.result import FrameResult
@@ -90,18 +90,6 @@ class Writer(Sink):
             return
         self._closed = True
         close_all(self._sinks, complete)
-
-
-def close_all(sinks: list[Sink], complete: bool) -> None:
-    """Close every sink even when one fails; the first failure is raised after the others are closed."""
-    error: BaseException | None = None
-    for sink in sinks:
-        try:
-            sink.close(complete)
-        except BaseException as e:  # noqa: BLE001 - re-raised below, once every sink had its turn
-            error = error or e
-    if error is not None:
-        raise error
 
 
 class CollectionWriter(Sink):

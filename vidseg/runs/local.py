@@ -170,11 +170,10 @@ class LocalStream(Stream):
         try:
             job.geo, windows = self._engine.windows(frame.image)
         except ImageError as e:  # a shape the protocol refuses
+            self._inflight.release()
             if frame.name is None:  # a video or an array: every frame has it, so the run stops
-                self._inflight.release()
                 raise
             frame.image, frame.error = None, str(e)  # one image of many: skipped like an unreadable one
-            self._inflight.release()
             self._post_job(job)
             return 0
         self.summary.add_time("preprocess", time.thread_time() - t0)

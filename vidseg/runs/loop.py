@@ -16,8 +16,7 @@ from contextlib import contextmanager, nullcontext
 
 from tqdm import tqdm
 
-from vidseg.outputs.sink import Sink, VideoFacts
-from vidseg.outputs.writer import close_all
+from vidseg.outputs.sink import Sink, VideoFacts, close_all
 from vidseg.runs.stream import Stream
 from vidseg.summary import Summary
 

@@ -14,6 +14,7 @@ per node for its own group of streams.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -102,8 +103,6 @@ class Scheduler:
 def merged(streams: dict[str, LocalStream], capacity: int = 8) -> Iterator[tuple[str, Any]]:
     """(name, FrameResult) from every stream as they come, each stream in its own order: the streams are
     iterated in threads of their own and meet in one bounded queue. Leaving the loop closes them all."""
-    import queue
-
     out: queue.Queue[Any] = queue.Queue(maxsize=capacity)
     done = object()
     stop = threading.Event()

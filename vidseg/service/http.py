@@ -60,7 +60,7 @@ class ServiceHandler(Handler):
         elif path == "/metrics":
             self.send(HTTPStatus.OK, service.metrics.text(), CONTENT_TYPE)
         elif path == API:
-            self._json(HTTPStatus.OK, {"streams": service.statuses_list()})
+            self._json(HTTPStatus.OK, {"streams": list(service.statuses().values())})
         elif path.startswith(API + "/"):
             name, _, rest = unquote(path[len(API) + 1:]).partition("/")
             stream = service.get(name)

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -170,10 +169,10 @@ class ServedStream:
 class Service:
     """The running service. ``listen`` overrides the file's address."""
 
-    def __init__(self, config: ServiceConfig, listen: str | None = None, config_path: Path | None = None):
+    def __init__(self, config: ServiceConfig, listen: str | None = None):
         host, port = parse_address(listen or config.listen, "--listen")
         service_config.check_listen(listen or config.listen, config.token)
-        self.config, self.config_path = config, config_path
+        self.config = config
         self.seg = Segmenter(config.model, config.device)
         self.scheduler = self.seg.scheduler()
         self.metrics = Metrics(self.statuses)
@@ -249,9 +248,6 @@ class Service:
         with self._lock:
             streams = list(self._streams.values())
         return {s.name: s.status() for s in streams}
-
-    def statuses_list(self) -> list[dict[str, Any]]:
-        return list(self.statuses().values())
 
     def health(self) -> dict[str, Any]:
         statuses = self.statuses()
