@@ -5,6 +5,7 @@ run writes: the same label PNGs byte for byte, the same overlay frames after dec
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -76,21 +77,37 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> str:
     del os.environ["RAY_AUTH_MODE"]
 
 
-def video_content(path: Path) -> tuple[list, list]:
-    """Each decoded frame (timestamp, pixels) and each audio packet (timestamp, bytes)."""
+def video_content(path: Path) -> tuple[list, list, list, tuple]:
+    """Each frame's timestamp and pixels, each audio packet (timestamp, bytes), and the stream's shape."""
     with av.open(str(path)) as c:
-        frames = [(f.pts, f.to_ndarray(format="yuv420p").tobytes()) for f in c.decode(c.streams.video[0])]
+        video = c.streams.video[0]
+        shape = (video.width, video.height, video.time_base * (video.duration or 0), dict(video.metadata))
+        frames = [(f.pts * f.time_base, f.to_ndarray(format="yuv420p")) for f in c.decode(video)]
     with av.open(str(path)) as c:
         audio = [(p.pts, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size] if c.streams.audio else []
-    return frames, audio
+    return [t for t, _ in frames], [f for _, f in frames], audio, shape
+
+
+def worst_psnr(a: list, b: list) -> float:
+    """The lowest per-frame PSNR (dB) between two decoded videos' frames."""
+    mse = [float(((x.astype(float) - y.astype(float)) ** 2).mean()) for x, y in zip(a, b, strict=True)]
+    return min(99.0 if m == 0 else 10 * math.log10(255**2 / m) for m in mse)
+
+
+JOIN_PSNR_DB = 40.0  # encoder state differs at the joins only: far above visible differences
 
 
 def assert_same_outputs(reference: Path, out: Path) -> None:
+    """Labels, class tables, frame times and stats byte for byte; each overlay video with the same
+    timestamps, audio and shape, its pixels as close as re-encoding from a keyframe allows."""
     files = sorted(p.relative_to(reference) for p in reference.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     for rel in files:
         if rel.suffix == ".mp4":
-            assert video_content(out / rel) == video_content(reference / rel), rel
+            times, frames, audio, shape = video_content(out / rel)
+            times_ref, frames_ref, audio_ref, shape_ref = video_content(reference / rel)
+            assert (times, audio, shape) == (times_ref, audio_ref, shape_ref), rel
+            assert worst_psnr(frames, frames_ref) >= JOIN_PSNR_DB, rel
         else:  # label PNGs, labels.json, frames.json, overlay image, stats
             assert (out / rel).read_bytes() == (reference / rel).read_bytes(), rel
 
@@ -100,7 +117,7 @@ def test_the_archive_has_what_a_split_must_keep(archive: Path, local_run: Path) 
     assert len(keyframe_boundaries(rot, SEGMENT_FRAMES)) >= 2  # three segments or more
     times = json.loads((local_run / "labels" / "phone" / "rot" / "frames.json").read_text())["times"]
     assert len(set(round(b - a, 3) for a, b in zip(times, times[1:], strict=False))) > 2  # variable rate
-    frames, audio = video_content(local_run / "overlays" / "phone" / "rot.mp4")
+    _, frames, audio, _ = video_content(local_run / "overlays" / "phone" / "rot.mp4")
     assert len(frames) == 16 and audio
     assert cv2.imread(str(local_run / "labels" / "phone" / "rot" / "000000.png")).shape[:2] == (192, 192)
 
@@ -173,12 +190,15 @@ def test_without_ray_installed_the_flag_is_a_one_line_error(archive: Path, tiny_
 
 def test_a_worker_that_cannot_read_an_input_names_it(tiny_model: Path) -> None:
     """What a node without the shared storage reports (the driver turns it into the run's one-line error)."""
+    from vidseg.runs.cluster.pieces import Targets
     from vidseg.runs.cluster.units import Unit
-    from vidseg.runs.cluster.worker import ModelSettings, label_unit
+    from vidseg.runs.cluster.worker import ModelSettings, run_unit
 
-    result = label_unit(Unit(0, "/mnt/not-mounted/cam.mp4", "cam.mp4"), ModelSettings(str(tiny_model), "CPU", None,
-                                                                                      "f32", 1))
-    assert result.error and "/mnt/not-mounted/cam.mp4" in result.error and not result.pngs and result.node
+    report = run_unit(Unit(0, "/mnt/not-mounted/cam.mp4", "cam.mp4"), ModelSettings(str(tiny_model), "CPU", None,
+                                                                                   "f32", 1),
+                      Targets(labels=Path("/mnt/not-mounted/labels")), node="node-a")
+    assert report.error and "/mnt/not-mounted/cam.mp4" in report.error and report.missing
+    assert report.frames == 0 and report.node == "node-a"
 
 
 @pytest.mark.parametrize(("address", "fragment"), [("127.0.0.1:1", "cannot reach a Ray cluster"),

@@ -8,8 +8,8 @@ maps errors to exit codes.
     vidseg plot STATS.jsonl -o timeline.png [--classes labels.json]
 
 ``process``: ``inputs.sources.open_source`` -> ``outputs.plan.plan_outputs`` (the sinks) -> a stream
-(``Segmenter.stream``, or ``runs.cluster.stream.cluster_stream`` with ``--ray``) -> ``runs.loop.run``, the
-loop ``Segmenter.process`` runs too. docs/design.md draws the whole way.
+(``Segmenter.stream``) -> ``runs.loop.run``, the loop ``Segmenter.process`` runs too; with ``--ray``,
+``runs.cluster.job.ClusterJob`` takes the place of the last two. docs/design.md draws the whole way.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ from vidseg.runs.reuse import ReusePolicy
 
 if TYPE_CHECKING:
     from vidseg.inputs.sources import Source
+    from vidseg.outputs.writer import CollectionWriter, Writer
     from vidseg.runs.stream import Stream
+    from vidseg.summary import Summary
 
 
 MODEL_HELP = ("model directory (default: models/seg_tiny_mask if the current folder has it, else the data "
@@ -176,8 +178,11 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise VidsegError(f"--start must be >= 0, got {args.start}")
     if args.end is not None and args.end <= (args.start or 0):
         raise VidsegError("--end must be after --start")
-    if args.reuse and args.ray is not None:
-        raise VidsegError("--reuse runs locally only; drop --ray or --reuse")
+    if args.ray is not None:
+        for flag, given in (("--max-frames", args.max_frames is not None), ("--preview", args.preview is not None),
+                            ("-o URL", bool(args.network))):
+            if given:
+                raise VidsegError(f"{flag} runs locally only: a cluster run writes files; drop --ray or {flag}")
     if args.output is None and args.labels is None and args.stats is None and args.preview is None \
             and not args.network:
         raise VidsegError("nothing to write: pass -o OUTPUT, --labels DIR, --stats FILE and/or --preview")
@@ -212,18 +217,7 @@ def _live_sinks(args: argparse.Namespace, overlay: OverlayOptions) -> list[Sink]
 
 def _stream(args: argparse.Namespace, source: Source, engine: EngineOptions, overlay_alpha: float | None,
             skip: Callable[[Path], bool] | None) -> Stream:
-    """The run's stream of labelled frames: inferred here (``Segmenter``) or on a Ray cluster."""
-    if args.ray is not None:
-        from vidseg.runs.cluster.stream import cluster_stream
-
-        stream = cluster_stream(source, args.ray, args.model, engine.device, stride=engine.stride,
-                                precision=engine.precision, cpu_streams=engine.cpu_streams,
-                                cpus_per_task=args.ray_cpus, segment_frames=args.segment_frames,
-                                start=args.start, end=args.end, max_frames=args.max_frames,
-                                overlay_alpha=overlay_alpha, skip=skip)
-        if not args.quiet:
-            print(f"vidseg: {stream.summary.device}", file=sys.stderr)
-        return stream
+    """The run's stream of labelled frames, inferred here by a ``Segmenter``."""
     from vidseg.api import Segmenter
 
     seg = Segmenter(args.model, **vars(engine))
@@ -235,8 +229,26 @@ def _stream(args: argparse.Namespace, source: Source, engine: EngineOptions, ove
     note = cpu.advice().warning(seg.model_info.precision, seg.execution_devices)
     if note:
         print(f"vidseg: {note}", file=sys.stderr)
-    reuse = ReusePolicy(args.reuse_threshold, args.reuse_refresh) if args.reuse else None
-    return seg.stream(source, max_frames=args.max_frames, overlay_alpha=overlay_alpha, skip=skip, reuse=reuse)
+    return seg.stream(source, max_frames=args.max_frames, overlay_alpha=overlay_alpha, skip=skip,
+                      reuse=_reuse(args))
+
+
+def _reuse(args: argparse.Namespace) -> ReusePolicy | None:
+    return ReusePolicy(args.reuse_threshold, args.reuse_refresh) if args.reuse else None
+
+
+def _run_on_cluster(args: argparse.Namespace, source: Source, writer: Writer | CollectionWriter,
+                    engine: EngineOptions) -> Summary:
+    """``--ray``: the nodes label and write; this process plans, tracks and joins (docs/cluster.md)."""
+    from vidseg.runs.cluster.job import cluster_job, stop_on_signals
+
+    job = cluster_job(source, writer, args.ray, args.model, engine, reuse=_reuse(args), cpus_per_task=args.ray_cpus,
+                      segment_frames=args.segment_frames, start=args.start, end=args.end, resume=args.resume,
+                      progress=not args.quiet)
+    if not args.quiet:
+        print(f"vidseg: {job.summary.device}", file=sys.stderr)
+    with stop_on_signals(job):
+        return job.run()
 
 
 def process(args: argparse.Namespace) -> int:
@@ -248,8 +260,7 @@ def process(args: argparse.Namespace) -> int:
     engine = EngineOptions(args.device, args.hint or "THROUGHPUT", args.nireq, args.stride, args.precision_hint,
                            args.cpu_streams)
     overlay = OverlayOptions(args.alpha, args.crf, args.preset)
-    if args.reuse:
-        ReusePolicy(args.reuse_threshold, args.reuse_refresh)  # its one-line error before any work
+    _reuse(args)  # a bad policy is a one-line error before any work
     # The input is opened first: a wrong camera, URL or file is a one-line error before the model compiles.
     source = open_source(args.input, args.recursive, args.start, args.end, args.reconnect_attempts,
                          exclude=[p for p in (args.output, args.labels) if p is not None])
@@ -259,14 +270,18 @@ def process(args: argparse.Namespace) -> int:
             raise VidsegError(f"-o URL streams the overlay of one video, camera or stream, not of {source.kind}")
         if args.hint is None and source.live:
             engine = replace(engine, performance="LATENCY")
-        sinks: list[Sink] = [writer]
-        sinks += _live_sinks(args, overlay)
-        skip = writer.done if args.resume and source.kind in ("images", "collection") else None
-        stream = _stream(args, source, engine, loop.overlay_alpha(sinks), skip)
+        if args.ray is not None:
+            summary = _run_on_cluster(args, source, writer, engine)
+        else:
+            sinks: list[Sink] = [writer]
+            sinks += _live_sinks(args, overlay)
+            skip = writer.done if args.resume and source.kind in ("images", "collection") else None
+            stream = _stream(args, source, engine, loop.overlay_alpha(sinks), skip)
     except BaseException:
         source.close()
         raise
-    summary = loop.run(stream, sinks, progress=not args.quiet, signals=True)
+    if args.ray is None:
+        summary = loop.run(stream, sinks, progress=not args.quiet, signals=True)
     if summary.stream_note:  # a warning: printed even with --quiet
         print(f"vidseg: {summary.stream_note}", file=sys.stderr)
     if args.summary is not None:

@@ -34,11 +34,15 @@ class StatsSink(Sink):
         self._file: IO[str] | None = None
 
     def write(self, frame: FrameResult) -> None:
+        self.write_record(stats_record(frame))
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        """One line as ``stats_record`` makes it (a cluster run's driver has records, not frames)."""
         try:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = self.path.open("a" if self.append else "w")
-            self._file.write(json.dumps(stats_record(frame)) + "\n")
+            self._file.write(json.dumps(record) + "\n")
             self._file.flush()
         except OSError as e:
             raise VidsegError(f"cannot write {self.path}: {e.strerror}") from None

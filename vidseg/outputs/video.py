@@ -20,6 +20,11 @@ MP4_AUDIO_CODECS = {"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac"}
 VIDEO_SUFFIXES = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".m4v": "mp4"}
 
 
+def audio_copyable(codec: str, fmt: str) -> bool:
+    """Whether audio in ``codec`` can be copied as it is into a container of format ``fmt``."""
+    return fmt == "matroska" or codec in MP4_AUDIO_CODECS
+
+
 class VideoFileSink(Sink):
     """H.264 yuv420p in .mp4/.mov/.mkv, muxed into a hidden ``.partial`` file that is closed properly
     (encoder flushed, trailer written) on every way out, then renamed. Opened on the first frame, when the
@@ -67,7 +72,7 @@ class VideoFileSink(Sink):
                                     x264_options(self.options.preset, self.options.crf))
         if facts.audio is not None:
             codec = facts.audio.codec_context.name
-            if fmt == "matroska" or codec in MP4_AUDIO_CODECS:
+            if audio_copyable(codec, fmt):
                 self._audio = self._container.add_stream_from_template(facts.audio)
             else:
                 self.audio_skipped = f"audio codec {codec} cannot be copied into {self.path.suffix}"

@@ -45,6 +45,8 @@ class Writer(Sink):
                  stats: str | Path | None = None, alpha: float = 0.5, crf: int = 20, preset: str = "overlay",
                  append_stats: bool = False, keep_partial: bool = True, class_table: bool = True):
         options = OverlayOptions(alpha, crf, preset)
+        self.options = options
+        self.paths = {"video": video, "images": images, "image": image, "labels": labels, "stats": stats}
         self._alpha = alpha
         self._video = VideoFileSink(Path(video), options, keep_partial) if video is not None else None
         self._overlays = [OverlayImagesSink(options, folder=Path(images)) if images is not None else None,
@@ -103,7 +105,8 @@ class CollectionWriter(Sink):
 
     def __init__(self, *, videos: Path | None = None, labels: Path | None = None, stats: Path | None = None,
                  alpha: float = 0.5, crf: int = 20, preset: str = "overlay", append_stats: bool = False):
-        self.videos, self.labels = videos, labels
+        self.videos, self.labels, self.stats = videos, labels, stats
+        self.options = OverlayOptions(alpha, crf, preset)
         self._options = {"alpha": alpha, "crf": crf, "preset": preset}
         self._images = Writer(images=videos, labels=labels, class_table=False, **self._options)  # type: ignore[arg-type]
         self._video: Writer | None = None

@@ -15,15 +15,16 @@ from pathlib import Path
 import av
 
 from vidseg.errors import InputError
-from vidseg.inputs.sources import CollectionSource, Frame, ImageSource, Source, VideoSource, relative_name
+from vidseg.inputs.sources import CollectionSource, ImageSource, Source, VideoSource, relative_name
 
 DEFAULT_SEGMENT_FRAMES = 120
 
 
 @dataclass(frozen=True)
 class Unit:
-    """What one task labels. ``key`` names the input as the driver's frames do (``frame_key``); a video
-    segment keeps the frames with ``first_pts <= pts < end_pts`` (None: open-ended)."""
+    """What one task labels. ``key`` names the input (its path in a collection; None for a single input).
+    A video segment keeps the frames with ``first_pts <= pts < end_pts`` (None: open-ended); it is ``part``
+    of its video, ``last`` the final one. An image is frame ``index`` of its input, as a local run counts."""
 
     seq: int
     spec: str
@@ -31,11 +32,9 @@ class Unit:
     image: bool = False
     first_pts: int | None = None
     end_pts: int | None = None
-
-
-def frame_key(frame: Frame) -> str | None:
-    """Which input a decoded frame belongs to, in the terms of ``Unit.key``."""
-    return str(frame.name) if frame.name is not None else frame.input
+    part: int = 0
+    last: bool = True
+    index: int = 0
 
 
 def keyframe_boundaries(path: Path, segment_frames: int, start: float | None = None,
@@ -81,17 +80,18 @@ def plan(source: Source, segment_frames: int = DEFAULT_SEGMENT_FRAMES, start: fl
     def video(spec: str, name: str | None) -> Iterator[Unit]:
         nonlocal seq
         bounds = [None, *keyframe_boundaries(Path(spec), segment_frames, start, end), None]
-        for first, last in zip(bounds[:-1], bounds[1:], strict=False):
-            yield Unit(seq, _absolute(spec), name, first_pts=first, end_pts=last)
+        for part, (first, last) in enumerate(zip(bounds[:-1], bounds[1:], strict=False)):
+            yield Unit(seq, _absolute(spec), name, first_pts=first, end_pts=last, part=part,
+                       last=part == len(bounds) - 2)
             seq += 1
 
     if isinstance(source, VideoSource):
         yield from video(str(source.path), None)
     elif isinstance(source, ImageSource):
-        for path in source.files:
+        for index, path in enumerate(source.files):
             name = relative_name(path, source.root)
             if skip is None or not skip(name):
-                yield Unit(seq, _absolute(str(path)), str(name), image=True)
+                yield Unit(seq, _absolute(str(path)), str(name), image=True, index=index)
                 seq += 1
     elif isinstance(source, CollectionSource):
         for e in source.entries:
