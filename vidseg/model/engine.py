@@ -7,6 +7,7 @@ because OpenVINO reuses the request's tensor as soon as the callback returns.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -62,10 +63,14 @@ class Engine:
         # Set on the CPU device so that they also hold when AUTO picks the CPU. The CPU plugin silently
         # computes in bf16 on CPUs that have it (AVX512_BF16, AMX), which moves labels away from upstream's,
         # so f32 unless the user opts in. cpu_threads: 0 uses every core; a cluster worker passes the CPUs
-        # Ray gave it.
+        # Ray gave it, and then shares the machine with other workers: pinned, each would take the same
+        # first cores, so the operating system places their threads instead.
         self._has_cpu = "CPU" in core.available_devices
         if self._has_cpu:
-            core.set_property("CPU", {"INFERENCE_PRECISION_HINT": precision_hint, "INFERENCE_NUM_THREADS": cpu_threads})
+            cpu: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision_hint, "INFERENCE_NUM_THREADS": cpu_threads}
+            if 0 < cpu_threads < (os.cpu_count() or 1):
+                cpu["ENABLE_CPU_PINNING"] = False
+            core.set_property("CPU", cpu)
         if device.upper().startswith("AUTO") or device.upper().startswith("CPU"):
             config["CACHE_DIR"] = str(cache_dir() / "ov_cache")
         self._core, self._model, self._config = core, model, config
