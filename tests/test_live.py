@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +67,36 @@ def test_runtime_never_imports_the_converter_stack(tmp_path: Path, oracle_model:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "0 []", out.stdout + out.stderr
+
+
+def test_a_stream_sampled_far_below_its_rate_decodes_keyframes_only(tmp_path: Path, oracle_model: Path) -> None:
+    """25 fps with a keyframe every 5 frames, segmented once every 2 s: the frames between keyframes are
+    left undecoded, yet every frame that arrived is accounted for."""
+    import socket
+    import time
+
+    from vidseg import Segmenter
+
+    clip = encode_video(tmp_path / "clip.mp4", [paint(np.full((96, 128), i % 8, np.uint8)) for i in range(250)],
+                        fps=Fraction(25), gop=5)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    publisher = subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(clip), "-c", "copy",
+                                  "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"], stdin=subprocess.DEVNULL)
+    try:
+        seg = Segmenter(oracle_model, "CPU")
+        with seg.stream(f"udp://127.0.0.1:{port}?fifo_size=100000&overrun_nonfatal=1", fps=0.5) as frames:
+            t0 = time.monotonic()
+            for _ in frames:
+                if time.monotonic() - t0 > 16:
+                    frames.stop()
+        summary = frames.summary
+    finally:
+        publisher.kill()
+        publisher.wait()
+    assert summary.frames_out >= 5
+    assert summary.undecoded > 100  # most of the 16 s x 20 frames between keyframes were never decoded
+    assert summary.undecoded <= summary.dropped
+    waiting = summary.frames_in - summary.frames_out - summary.dropped - summary.sampled_out
+    assert 0 <= waiting <= 1  # every frame that arrived: segmented, dropped or sampled out

@@ -29,6 +29,7 @@ class Summary:
     frames_out: int = 0  # segmented and written
     resumed: int = 0  # --resume: outputs already complete
     dropped: int = 0  # live input: frames dropped to keep up
+    undecoded: int = 0  # of those, left undecoded while the stream took keyframes only (runs/intake.py)
     sampled_out: int = 0  # frames left out to keep to the stream's fps (Segmenter.stream(fps=...))
     decode_errors: int = 0  # damaged packets/frames skipped
     gaps: int = 0  # live input: reconnections

@@ -498,6 +498,9 @@ class NetworkSource(_LiveSource):
         super().__init__(reconnect_attempts, on_change)
         self.url = url
         self.container = None
+        self.keyframes_only = False  # decode keyframes only: set by the stream reading it (runs/intake.py)
+        self.keyframes = 0  # keyframes seen so far
+        self.skipped = 0  # frames that arrived and were left undecoded under keyframes_only
         if connect_now:
             self._open_now()
 
@@ -517,8 +520,16 @@ class NetworkSource(_LiveSource):
 
     def _read(self) -> Iterator[Callable[[], np.ndarray]]:
         stream = self.container.streams.video[0]
-        for f in self.container.decode(stream):
-            yield functools.partial(self._upright, f)
+        decode_all = True  # back to every frame only from a keyframe: the frames between refer to it
+        for packet in self.container.demux(stream):
+            if packet.is_keyframe:
+                self.keyframes += 1
+                decode_all = not self.keyframes_only
+            elif self.keyframes_only or not decode_all:
+                self.skipped += packet.size > 0
+                continue
+            for f in packet.decode():
+                yield functools.partial(self._upright, f)
 
     def close(self) -> None:
         if self.container is not None:

@@ -1,8 +1,8 @@
 """A stream: the segmented frames of one source, handed to the caller in input order. This module holds what
 every stream shares, whoever computes the labels: threads, bounded queues, shutdown.
 
-Three kinds build on it: ``local.LocalStream`` infers on this machine, ``reuse.stream.ReuseStream`` does so
-reusing work between frames, ``cluster.stream.ClusterStream`` infers on a Ray cluster. All read their input
+Two kinds build on it: ``local.LocalStream`` infers on this machine, ``reuse.stream.ReuseStream`` does so
+reusing work between frames (a cluster's nodes run them too, one unit each). Both read their input
 in a ``read`` thread into a small queue and deliver finished frames through another; a subclass supplies the
 stages in between (``_stages``) and whatever must be waited for at the end (``_drain``). Two events steer
 shutdown. ``halt`` (end of input, ``stop()``, Ctrl-C in the CLI) stops intake but lets the frames already in
@@ -27,6 +27,7 @@ from vidseg.inputs.sources import Frame, Source
 from vidseg.queues import offer_newest
 from vidseg.render import Palette
 from vidseg.result import FrameResult
+from vidseg.runs.intake import KeyframeIntake
 from vidseg.summary import Summary
 
 POLL_S = 0.1
@@ -228,6 +229,7 @@ class Stream:
     def _read(self) -> None:
         try:
             frames = self._source.frames()
+            intake = KeyframeIntake(self._source, self.summary) if KeyframeIntake.fits(self._source) else None
             next_at: float | None = None  # sample_fps: the stream time the next frame is due
             while not self._halt.is_set() and (self.max_frames is None or self.summary.frames_in < self.max_frames):
                 t0 = time.thread_time()
@@ -247,6 +249,8 @@ class Stream:
                     next_at = t + period if next_at is None or t > next_at + period else next_at + period
                 if self._source.live:
                     self._offer_latest(frame)
+                    if intake is not None:
+                        intake.update()
                 elif not self._put(self._decoded, frame):
                     break
                 self._frame_waiting()
