@@ -35,7 +35,7 @@ import openvino as ov
 import psutil
 from PIL import Image
 
-from bench import multi
+from bench import cluster, multi
 from bench.ceiling import ceiling, machine
 from vidseg.errors import VidsegError
 from vidseg.files import write_json
@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     print("bench: a collection of 10 short clips vs one long clip ...", file=sys.stderr)
     results["collection"] = collection_vs_long(args.clips[-1], args.model, args.device)
 
-    print("bench: the long clip on a one-machine Ray cluster (--ray local) ...", file=sys.stderr)
-    results["ray"] = ray_vs_local(results["collection"], args.model, args.device)
+    print("bench: a 720p archive on Ray (one node, two nodes) vs locally ...", file=sys.stderr)
+    results["cluster"] = cluster.run(args.model, args.clips[-1], args.reuse_clips[0], args.device)
 
     print("bench: reuse between frames vs the exact path ...", file=sys.stderr)
     results["reuse"] = [row for clip in args.reuse_clips for row in
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     print("bench: live streams on one model, exact and with reuse ...", file=sys.stderr)
     results["multistream"] = multi.run(args.model, args.reuse_clips[0], args.device, args.streams,
-                                       args.multi_seconds, 6, args.seconds)
+                                       args.multi_seconds, 12, args.seconds)
 
     print("bench: notebook-style baseline ...", file=sys.stderr)
     results["baseline"] = notebook_baseline(args.clips[0], args.baseline_model, args.device, args.baseline_frames)
@@ -144,27 +144,6 @@ def _timed_run(src: Path, model_dir: Path, device: str, out: Path, frames: int, 
             "summary": json.loads(summary.read_text())}
 
 
-def ray_vs_local(collection: dict[str, Any], model_dir: Path, device: str, segment_frames: int = 30,
-                 nodes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> dict[str, Any]:
-    """The collection's long clip again with ``--ray local``: what Ray costs on one node, and a model of N
-    nodes from what was measured. A node delivers ``worker_fps`` (frames over seconds inside tasks, so
-    per-segment costs are in it); the driver decodes, renders and encodes every frame, which caps the
-    cluster at ``1000 / driver_ms`` fps however many nodes there are."""
-    local = collection["long"]
-    frames = local["frames"]
-    ray = _timed_run(Path(collection["long_clip"]), model_dir, device, Path("bench/work/collection/ray_out.mp4"),
-                     frames, "--ray", "local", "--segment-frames", str(segment_frames))
-    c, stages = ray["summary"]["cluster"], ray["summary"]["stage_ms_per_frame"]
-    worker_fps = frames / c["task_s"]
-    driver_ms = stages["decode"] + stages["render"] + stages["write"]
-    return {"frames": frames, "segment_frames": segment_frames, "units": c["units"], "local_fps": local["fps"],
-            "ray_fps": ray["fps"], "ratio": round(ray["fps"] / local["fps"], 3),
-            "start_up_s": round(ray["wall_s"] - ray["summary"]["wall_s"], 2),
-            "worker_fps": round(worker_fps, 3), "driver_ms_per_frame": round(driver_ms, 2),
-            "overhead_per_unit_s": round((ray["wall_s"] - local["wall_s"]) / c["units"], 3),
-            "model_fps": {n: round(min(n * worker_fps, 1000 / driver_ms), 2) for n in nodes}}
-
-
 def reuse_vs_exact(clip: Path, model_dir: Path, device: str, frames: int,
                    thresholds: tuple[float, ...] = (0.8,)) -> list[dict[str, Any]]:
     """``vidseg process`` without and with ``--reuse`` (at each threshold) on the same frames, overlay
@@ -202,7 +181,7 @@ def _encode(path: Path, frames: list[np.ndarray], rate: Fraction) -> None:
         stream = out.add_stream("libx264", rate=rate)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt, stream.options = "yuv420p", {"crf": "18", "preset": "veryfast"}
-        stream.codec_context.gop_size = 30  # a keyframe a second, as cameras write: the Ray run splits there
+        stream.codec_context.gop_size = 30  # a keyframe a second, as cameras write
         for image in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
                 out.mux(packet)
@@ -334,7 +313,7 @@ def int8_agreement(clip: Path, fp32: Path, int8: Path, device: str, frames: int)
 def ratios(r: dict[str, Any]) -> dict[str, Any]:
     ceil = {k: v["windows_per_s"] for k, v in r["ceiling"].items()}
     out: dict[str, Any] = {"int8_vs_fp32_ceiling": round(ceil["int8"] / ceil["fp32"], 3),
-                           "--ray local vs local, one node": r["ray"]["ratio"]}
+                           "--ray local vs local, one node": r["cluster"]["ray_local_120"]["ratio"]}
     for e in r["end_to_end"]:
         name = f"{e['clip']}:{e['model']}"
         out[f"{name} of own ceiling"] = round(e["fps"] * e["windows_per_frame"] / ceil[e["model"]], 3)
@@ -377,11 +356,7 @@ def table(r: dict[str, Any]) -> str:
     c = r["collection"]
     lines += ["", f"collection of {c['parts']} clips ({c['clip']} cut up): {c['collection']['fps']} fps vs one long "
               f"clip {c['long']['fps']} fps: ratio {c['ratio']}"]
-    ray = r["ray"]
-    lines += [f"--ray local on the long clip ({ray['units']} segments): {ray['ray_fps']} fps vs {ray['local_fps']} "
-              f"locally: ratio {ray['ratio']}; a node {ray['worker_fps']} fps inside tasks, the driver "
-              f"{ray['driver_ms_per_frame']} ms/frame, start-up {ray['start_up_s']} s",
-              "model fps by nodes: " + ", ".join(f"{n}: {v}" for n, v in ray["model_fps"].items())]
+    lines += ["", cluster.table(r["cluster"])]
     lines += ["", "| reuse vs exact (vidseg process, same frames) | threshold | frames | exact fps | --reuse fps | "
               "speed-up | agreement mean / worst | frames < 98% | tokens computed |", "|---" * 9 + "|"]
     lines += [f"| {x['clip']} | {x['threshold']:g} | {x['frames']} | {x['exact_fps']} | {x['reuse_fps']} | "

@@ -50,9 +50,10 @@ def local(tmp_path_factory: pytest.TempPathFactory, footage: Path, tiny_model: P
     return out
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cluster() -> ray_cluster_utils.Cluster:
-    """Head (no CPUs: it only schedules) and two worker nodes of one CPU each."""
+    """Head (no CPUs: it only schedules) and two worker nodes of one CPU each (a test that removes one
+    adds another)."""
     cluster = ray_cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     for _ in range(2):
         cluster.add_node(num_cpus=1)

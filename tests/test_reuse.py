@@ -120,9 +120,6 @@ def test_reuse_refuses_what_it_cannot_do(tmp_path: Path, tiny_model: Path, media
                         "--labels", tmp_path / "out", "--quiet")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "no model_reuse.xml" in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    result = run_vidseg("process", media / "vtest.avi", "--model", tiny_model, "--reuse", "--ray", "local",
-                        "--labels", tmp_path / "out", "--quiet")
-    assert result.returncode != 0 and "--reuse runs locally only" in result.stderr
 
 
 @pytest.mark.parametrize("flag,value", [("--reuse-threshold", "-1"), ("--reuse-refresh", "0")])

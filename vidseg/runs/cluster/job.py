@@ -2,8 +2,9 @@
 
     planner     ``units.plan``: videos cut at keyframes (packets read, nothing decoded), images one each
     Ray tasks   ``worker.run_task``: a unit labelled and its outputs written by the node that ran it
-    driver      keeps two units per task slot in flight, and as soon as every segment of the next video
-                is finished, joins its pieces (``pieces.join``), in input order
+    driver      keeps two units per task slot in flight (recounted as nodes come and go), and as soon as
+                every segment of the next video is finished, joins its pieces (``pieces.join``), in input
+                order
 
 The driver decodes nothing and encodes nothing, so it no longer caps the cluster: its CPU per frame is
 in the summary (``cluster.driver_cpu_ms_per_frame``) and docs/cluster.md models what bounds a run next.
@@ -51,7 +52,8 @@ from vidseg.runs.reuse import ReusePolicy
 from vidseg.summary import Summary
 
 TASK_RETRIES = 3  # a task whose worker process or node died runs again, up to this many times
-POLL_S = 0.2
+POLL_S = 1.0  # how long the driver waits for a unit before it looks at a stop request again
+RECOUNT_S = 5.0  # how often the driver counts the cluster's CPUs again
 
 
 @dataclass
@@ -98,7 +100,8 @@ class ClusterJob:
         self._input_of: dict[int, _Input] = {}  # unit seq -> its input
         self._by_node: dict[str, int] = {}
         self._labels_json = False
-        self._tally = {"units": 0, "units_resumed": 0, "task_s": 0.0, "join_s": 0.0}
+        self._tally = {"units": 0, "units_resumed": 0, "task_s": 0.0, "compile_s": 0.0, "first_s": 0.0,
+                       "join_s": 0.0}
 
     def stop(self) -> None:
         self._stop.set()
@@ -118,9 +121,12 @@ class ClusterJob:
 
     def _loop(self) -> None:
         planned_all = False
-        lookahead = 2 * self._cluster.slots
+        slots, counted = self._cluster.slots, time.monotonic()
         while not self._stop.is_set():
-            while not planned_all and len(self._in_flight) < lookahead:
+            if time.monotonic() - counted > RECOUNT_S:  # nodes come and go: keep every slot fed
+                cpus = int(self._ray.cluster_resources().get("CPU", 0))
+                slots, counted = max(1, cpus // self._cluster.cpus_per_task), time.monotonic()
+            while not planned_all and len(self._in_flight) < 2 * slots:
                 unit = next(self._units, None)
                 if unit is None:
                     planned_all = True
@@ -187,6 +193,8 @@ class ClusterJob:
         t["units"] += 1
         t["units_resumed"] += report.resumed
         t["task_s"] += report.seconds
+        t["compile_s"] += report.compile_s
+        t["first_s"] += report.first_s
         if report.node:
             self._by_node[report.node] = self._by_node.get(report.node, 0) + 1
         self._bar.update(report.frames)
@@ -257,8 +265,10 @@ class ClusterJob:
         if s.frames_out:
             s.add_time("inference", t["task_s"], s.frames_out)
         s.cluster = {"address": c.address, "nodes": c.nodes, "cpus": c.cpus, "cpus_per_task": c.cpus_per_task,
-                     "tasks_at_once": c.slots, "units": t["units"], "units_resumed": t["units_resumed"],
+                     "tasks_at_once": c.slots, "nodes_used": len(self._by_node), "units": t["units"],
+                     "units_resumed": t["units_resumed"],
                      "units_by_node": dict(self._by_node), "task_s": round(t["task_s"], 3),
+                     "compile_s": round(t["compile_s"], 3), "first_frame_s": round(t["first_s"], 3),
                      "join_s": round(t["join_s"], 3), "driver_cpu_s": round(driver_cpu_s, 3),
                      "driver_cpu_ms_per_frame": round(1000 * driver_cpu_s / s.frames_out, 3) if s.frames_out else None}
 

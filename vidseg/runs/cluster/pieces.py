@@ -55,7 +55,7 @@ class Targets:
         if self.video is not None:
             return self.video.with_name(f".{self.video.name}.pieces")
         assert self.stats is not None
-        return self.stats.with_name(f".{self.stats.name}.pieces") / (key or "video")
+        return self.stats.with_name(f".{self.stats.name}.{(key or 'video').replace('/', '__')}.pieces")
 
     def unit_dir(self, key: str | None, part: int) -> Path:
         return self.work_dir(key) / f"{part:05d}"
@@ -103,7 +103,12 @@ def join(targets: Targets, key: str | None, parts: int, source: Path, start: flo
         if targets.labels is not None:
             staged = targets.unit_dir(key, part) / "labels"
             for i in range(u["frames"]):
-                os.replace(staged / f"{i:06d}.png", targets.labels / f"{len(times) + i:06d}.png")
+                final = targets.labels / f"{len(times) + i:06d}.png"
+                try:
+                    os.replace(staged / f"{i:06d}.png", final)
+                except FileNotFoundError:
+                    if not final.exists():  # else renamed by a join that was cut short: --resume goes on
+                        raise
         if stats is not None:
             for i, record in enumerate(u["records"]):
                 stats.write_record({"frame": len(times) + i, **record})

@@ -55,6 +55,8 @@ class UnitReport:
     missing: bool = False  # the input does not exist on the worker's node
     node: str = ""
     seconds: float = 0.0
+    compile_s: float = 0.0  # of those seconds, compiling the model (a worker process's first unit)
+    first_s: float = 0.0  # from the compiled model to the first frame written: seek, decode, pipeline fill
     decode_errors: int = 0
     reuse: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] | None = None
@@ -107,7 +109,9 @@ def run_unit(unit: Unit, settings: ModelSettings, targets: Targets, fingerprint:
     except VidsegError as e:
         report.error, report.missing = str(e), not Path(unit.spec).exists()
         return report
+    t_compile = time.perf_counter()
     engine = _engine(settings, threads)
+    report.compile_s = time.perf_counter() - t_compile
     if unit.image:
         _write_image(unit, engine, source, settings, targets, report)
     else:
@@ -135,6 +139,7 @@ def _write_image(unit: Unit, engine: Engine, source: Source, settings: ModelSett
 
 def _write_segment(unit: Unit, engine: Engine, source: Source, settings: ModelSettings, targets: Targets,
                    fingerprint: str, report: UnitReport) -> None:
+    started = time.perf_counter()
     folder, o = targets.unit_dir(unit.key, unit.part), targets.overlay
     shutil.rmtree(folder, ignore_errors=True)  # a retried segment starts over
     writer = Writer(video=targets.piece(unit.key, unit.part) if targets.video is not None else None,
@@ -153,6 +158,8 @@ def _write_segment(unit: Unit, engine: Engine, source: Source, settings: ModelSe
                     t = frame.pts * facts.time_base
                     first_time = [t.numerator, t.denominator]
             writer.write(frame)
+            if not times:
+                report.first_s = time.perf_counter() - started
             times.append(frame.time)
             if targets.stats is not None:
                 record = stats_record(frame)
