@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import encode_video, run_vidseg, start_vidseg, wait_for
 from PIL import Image
-from test_cluster import assert_same_outputs
+from test_cluster import assert_same_outputs, run_args
 
 from vidseg.api import Segmenter
 from vidseg.inputs.sources import VideoSource, open_source
@@ -37,15 +37,10 @@ def footage(tmp_path_factory: pytest.TempPathFactory, media: Path) -> Path:
     return root
 
 
-def args_for(footage: Path, model: Path, out: Path) -> list[object]:
-    return ["process", footage, "--model", model, "--device", "CPU", "-o", out / "overlays", "--labels",
-            out / "labels", "--stats", out / "stats.jsonl", "--quiet"]
-
-
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory, footage: Path, tiny_model: Path) -> Path:
     out = tmp_path_factory.mktemp("local")
-    result = run_vidseg(*args_for(footage, tiny_model, out))
+    result = run_vidseg(*run_args(footage, tiny_model, out))
     assert result.returncode == 0, result.stderr
     return out
 
@@ -69,7 +64,7 @@ def units_written(out: Path) -> int:
 def test_a_node_lost_and_a_node_joined_mid_run(tmp_path: Path, footage: Path, tiny_model: Path, local: Path,
                                                cluster: ray_cluster_utils.Cluster) -> None:
     summary_path = tmp_path / "summary.json"
-    proc = start_vidseg(*args_for(footage, tiny_model, tmp_path), "--ray", cluster.address, "--ray-cpus", "1",
+    proc = start_vidseg(*run_args(footage, tiny_model, tmp_path), "--ray", cluster.address, "--ray-cpus", "1",
                         "--segment-frames", SEGMENT_FRAMES, "--summary", summary_path)
     wait_for(lambda: units_written(tmp_path) >= 3 or proc.poll() is not None, timeout=300)
     assert proc.poll() is None, "the run ended before a node could be removed"
@@ -90,7 +85,7 @@ def test_a_node_lost_and_a_node_joined_mid_run(tmp_path: Path, footage: Path, ti
 def test_the_driver_killed_then_resumed_keeps_finished_segments(tmp_path: Path, footage: Path, tiny_model: Path,
                                                                 local: Path, cluster: ray_cluster_utils.Cluster
                                                                 ) -> None:
-    args = [*args_for(footage, tiny_model, tmp_path), "--ray", cluster.address, "--ray-cpus", "1",
+    args = [*run_args(footage, tiny_model, tmp_path), "--ray", cluster.address, "--ray-cpus", "1",
             "--segment-frames", SEGMENT_FRAMES]
     proc = start_vidseg(*args)
     wait_for(lambda: units_written(tmp_path) >= 4 or proc.poll() is not None, timeout=300)

@@ -30,6 +30,7 @@ from vidseg.errors import VidsegError
 from vidseg.files import write_json
 from vidseg.outputs.labels import FRAMES_JSON
 from vidseg.outputs.overlay import OverlayOptions
+from vidseg.outputs.stats import StatsSink
 from vidseg.outputs.video import VIDEO_SUFFIXES, audio_copyable
 
 UNIT_JSON = "unit.json"
@@ -80,12 +81,14 @@ def _fraction(value: list[int] | None) -> Fraction | None:
 
 @dataclass
 class Joined:
+    """What a join made: the video's frames, and why its audio could not be copied, if it could not."""
+
     frames: int
     audio_skipped: str | None = None
 
 
 def join(targets: Targets, key: str | None, parts: int, source: Path, start: float | None, end: float | None,
-         stats: Any) -> Joined:
+         stats: StatsSink | None) -> Joined:
     """Make one video's final outputs from its ``parts`` finished segments (see the module's docstring).
     ``stats`` is the run's ``StatsSink`` (or None); ``source`` and ``start``/``end`` give the audio."""
     units = [read_unit(targets.unit_dir(key, part)) for part in range(parts)]
