@@ -20,7 +20,8 @@ LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 # name, help, kind, the status key it reads
 SERIES = [
     ("vidseg_frames_processed", "Frames segmented and written", "counter", "frames"),
-    ("vidseg_frames_dropped", "Frames dropped because a newer one replaced them while the model was busy",
+    ("vidseg_frames_dropped", "Frames dropped: replaced by a newer one while the model was busy, or left undecoded "
+     "while the stream took keyframes only",
      "counter", "dropped"),
     ("vidseg_frames_sampled_out", "Frames skipped to keep to the stream's fps", "counter", "sampled_out"),
     ("vidseg_reconnects", "Times the source was lost and opened again", "counter", "reconnects"),
