@@ -46,8 +46,8 @@ class Writer(Sink):
                  append_stats: bool = False, keep_partial: bool = True, class_table: bool = True):
         options = OverlayOptions(alpha, crf, preset)
         self.options = options
-        self.paths = {"video": video, "images": images, "image": image, "labels": labels, "stats": stats}
-        self._alpha = alpha
+        self.paths = {k: Path(v) if v is not None else None for k, v in
+                      (("video", video), ("images", images), ("image", image), ("labels", labels), ("stats", stats))}
         self._video = VideoFileSink(Path(video), options, keep_partial) if video is not None else None
         self._overlays = [OverlayImagesSink(options, folder=Path(images)) if images is not None else None,
                           OverlayImagesSink(options, file=Path(image)) if image is not None else None]
@@ -61,7 +61,7 @@ class Writer(Sink):
 
     @property
     def overlay_alpha(self) -> float | None:  # type: ignore[override]
-        return self._alpha if self._video is not None or any(self._overlays) else None
+        return self.options.alpha if self._video is not None or any(self._overlays) else None
 
     @property
     def audio_skipped(self) -> str | None:  # type: ignore[override]
@@ -107,8 +107,7 @@ class CollectionWriter(Sink):
                  alpha: float = 0.5, crf: int = 20, preset: str = "overlay", append_stats: bool = False):
         self.videos, self.labels, self.stats = videos, labels, stats
         self.options = OverlayOptions(alpha, crf, preset)
-        self._options = {"alpha": alpha, "crf": crf, "preset": preset}
-        self._images = Writer(images=videos, labels=labels, class_table=False, **self._options)  # type: ignore[arg-type]
+        self._images = Writer(images=videos, labels=labels, class_table=False, **vars(self.options))
         self._video: Writer | None = None
         self._video_input: str | None = None
         self._stats = StatsSink(stats, append_stats) if stats is not None else None
@@ -117,7 +116,7 @@ class CollectionWriter(Sink):
 
     @property
     def overlay_alpha(self) -> float | None:  # type: ignore[override]
-        return self._options["alpha"] if self.videos is not None else None
+        return self.options.alpha if self.videos is not None else None
 
     @property
     def audio_skipped(self) -> str | None:  # type: ignore[override]
@@ -151,7 +150,7 @@ class CollectionWriter(Sink):
                 self._finish_video(complete=True)
                 video, labels = self.video_outputs(Path(frame.input or "video"))
                 self._video = Writer(video=video, labels=labels, keep_partial=False, class_table=False,
-                                     **self._options)  # type: ignore[arg-type]
+                                     **vars(self.options))
                 self._video_input = frame.input
             assert self._video is not None
             self._video.write(frame)  # opened with this input's own facts

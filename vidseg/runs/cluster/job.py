@@ -92,7 +92,8 @@ class ClusterJob:
                                nireq=cluster.slots)
         if skip is not None and isinstance(source, CollectionSource):
             self.summary.resumed = sum(1 for e in source.entries if skip(e.name))
-        self._stats = StatsSink(targets.stats, resume) if (targets := self._targets_of(None)).stats else None
+        stats = self._targets_of(None).stats
+        self._stats = StatsSink(stats, resume) if stats is not None else None
         self._bar = tqdm(total=source.frame_count, unit="frame", disable=None if progress else True, leave=False)
         self._stop = threading.Event()
         self._in_flight: dict[Any, Unit] = {}  # ObjectRef -> unit
@@ -146,7 +147,7 @@ class ClusterJob:
                 return Targets(images=w.videos, labels=w.labels, stats=w.stats, overlay=w.options)
             video, labels = w.video_outputs(Path(unit.key or "video"))
             return Targets(video=video, labels=labels, stats=w.stats, overlay=w.options)
-        return Targets(**{k: Path(v) if v is not None else None for k, v in w.paths.items()}, overlay=w.options)
+        return Targets(**w.paths, overlay=w.options)
 
     def _fingerprint(self, unit: Unit, targets: Targets) -> str:
         """What a finished segment was made from: a resumed run reuses it only if nothing differs."""
