@@ -270,9 +270,7 @@ def process(args: argparse.Namespace) -> int:
             raise VidsegError(f"-o URL streams the overlay of one video, camera or stream, not of {source.kind}")
         if args.hint is None and source.live:
             engine = replace(engine, performance="LATENCY")
-        if args.ray is not None:
-            summary = _run_on_cluster(args, source, writer, engine)
-        else:
+        if args.ray is None:
             sinks: list[Sink] = [writer]
             sinks += _live_sinks(args, overlay)
             skip = writer.done if args.resume and source.kind in ("images", "collection") else None
@@ -282,6 +280,11 @@ def process(args: argparse.Namespace) -> int:
         raise
     if args.ray is None:
         summary = loop.run(stream, sinks, progress=not args.quiet, signals=True)
+    else:
+        try:  # the driver only plans from the source: it is closed here, never read
+            summary = _run_on_cluster(args, source, writer, engine)
+        finally:
+            source.close()
     if summary.stream_note:  # a warning: printed even with --quiet
         print(f"vidseg: {summary.stream_note}", file=sys.stderr)
     if args.summary is not None:
